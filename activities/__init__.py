@@ -1,0 +1,1 @@
+"""Every side effect, as idempotent activities: records (DB), assign (CSMs), notify (mail)."""

@@ -1,0 +1,117 @@
+"""Activities that write the onboarding's read model. Each is an idempotent upsert."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from temporalio import activity
+
+from db import SessionFactory
+from models.activities import Checklist, ChecklistResult, HandoffRecord, OnboardingOpened, StageChange
+from models.tables import Onboarding, StageTransition, Task
+
+
+class RecordActivities:
+    def __init__(self, sessions: SessionFactory) -> None:
+        self.sessions = sessions
+
+    @activity.defn
+    def open_onboarding(self, opened: OnboardingOpened) -> None:
+        request = opened.request
+        with self.sessions() as session:
+            row = session.get(Onboarding, request.account_id) or Onboarding(
+                account_id=request.account_id,
+                stage="depart",
+                started_at=opened.started_at,
+                workflow_id=opened.workflow_id,
+                account_name=request.account_name,
+                plan=request.plan,
+                touch_model=request.touch_model,
+                industry=request.industry,
+                use_case=request.use_case,
+                contract_value=request.contract_value,
+                playbook=opened.playbook,
+                account_executive_id=request.account_executive.id,
+                champion_email=str(request.champion.email),
+            )
+            session.add(row)
+            session.commit()
+
+    @activity.defn
+    def record_stage(self, change: StageChange) -> None:
+        with self.sessions() as session:
+            row = session.get(Onboarding, change.account_id)
+            if row is None:
+                raise RuntimeError(f"no onboarding row for {change.account_id}")
+            row.stage = change.stage
+            for field in ("contract_signed_at", "kickoff_at", "first_value_at"):
+                if (value := getattr(change, field)) is not None:
+                    setattr(row, field, value)
+            if change.stage == "completed":
+                row.completed_at = change.at
+            if change.previous is not None:
+                left = session.exec(
+                    select(StageTransition).where(
+                        StageTransition.account_id == change.account_id,
+                        StageTransition.stage == change.previous,
+                    )
+                ).first()
+                if left is not None and left.exited_at is None:
+                    left.exited_at = change.at
+                    session.add(left)
+            entered = session.exec(
+                select(StageTransition).where(
+                    StageTransition.account_id == change.account_id,
+                    StageTransition.stage == change.stage,
+                )
+            ).first()
+            if entered is None and change.stage != "completed":
+                session.add(
+                    StageTransition(
+                        account_id=change.account_id, stage=change.stage, entered_at=change.at
+                    )
+                )
+            session.add(row)
+            session.commit()
+
+    @activity.defn
+    def record_handoff(self, handoff: HandoffRecord) -> None:
+        with self.sessions() as session:
+            row = session.get(Onboarding, handoff.account_id)
+            if row is None:
+                raise RuntimeError(f"no onboarding row for {handoff.account_id}")
+            row.csm_id = handoff.csm_id
+            row.handoff_notes = handoff.notes
+            session.add(row)
+            session.commit()
+
+    @activity.defn
+    def create_checklist(self, checklist: Checklist) -> ChecklistResult:
+        created = 0
+        for task in checklist.tasks:
+            with self.sessions() as session:
+                exists = session.exec(
+                    select(Task).where(
+                        Task.account_id == checklist.account_id, Task.task_id == task.id
+                    )
+                ).first()
+                if exists is not None:
+                    continue
+                session.add(
+                    Task(
+                        account_id=checklist.account_id,
+                        task_id=task.id,
+                        stage=checklist.stage,
+                        title=task.title,
+                        owner=task.owner,
+                        required=task.required,
+                        due_at=task.due_at,
+                    )
+                )
+                try:
+                    session.commit()
+                    created += 1
+                except IntegrityError:
+                    # Created meanwhile by a concurrent attempt: the unique key did its job.
+                    session.rollback()
+        return ChecklistResult(created=created)

@@ -1,0 +1,49 @@
+"""Settings (one pydantic-settings class) and the Temporal connection.
+
+Both are read by the processes (worker, starter), never by workflow code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+
+ROOT = Path(__file__).resolve().parent
+DATA_DIR = ROOT / ".data"
+
+
+class Settings(BaseSettings):
+    """Every knob, from the environment (or `.env`); see `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=ROOT / ".env", extra="ignore")
+
+    database_url: str = f"sqlite:///{DATA_DIR / 'onboarding.db'}"
+    playbook_dir: Path = ROOT / "playbooks"
+    roster_file: Path = ROOT / "playbooks" / "csms.toml"
+
+    # Mail: without SMTP_HOST, messages are written as .eml files into OUTBOX_DIR.
+    outbox_dir: Path = DATA_DIR / "outbox"
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "Customer Success <success@example.com>"
+
+    # Links put into customer mails.
+    app_url: str = "https://app.example.com"
+    academy_url: str = "https://academy.example.com"
+    help_url: str = "https://help.example.com"
+
+
+async def connect_temporal() -> Client:
+    """Connect as the SDK's environment config says (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+    TEMPORAL_API_KEY, TLS, profiles in temporal.toml), so Temporal Cloud needs no code."""
+    config = ClientConfig.load_client_connect_config()
+    config.setdefault("target_host", "localhost:7233")
+    return await Client.connect(**config, data_converter=pydantic_data_converter)

@@ -1,0 +1,1 @@
+"""Pydantic messages (journey, playbook) and the database tables, one module per concern."""

@@ -1,0 +1,95 @@
+"""Inputs and outputs of the activities: one model in, one out, each."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+from models.journey import Contact, CsmRef, OnboardingRequest, Stage, TouchModel
+
+
+class OnboardingOpened(BaseModel):
+    request: OnboardingRequest
+    workflow_id: str
+    playbook: str
+    started_at: datetime
+
+
+class StageChange(BaseModel):
+    """The onboarding entered `stage` at `at`, leaving `previous` (if any)."""
+
+    account_id: str
+    stage: Stage
+    previous: Stage | None
+    at: datetime
+    contract_signed_at: datetime | None = None
+    kickoff_at: datetime | None = None
+    first_value_at: datetime | None = None
+
+
+class CsmRequest(BaseModel):
+    account_id: str
+    touch_model: TouchModel
+
+
+class HandoffRecord(BaseModel):
+    account_id: str
+    csm_id: str
+    notes: list[str]
+
+
+class TaskDue(BaseModel):
+    id: str
+    title: str
+    owner: str
+    required: bool
+    due_at: datetime
+
+
+class Checklist(BaseModel):
+    account_id: str
+    stage: Stage
+    tasks: list[TaskDue]
+
+
+class ChecklistResult(BaseModel):
+    created: int
+
+
+class MailTemplate(StrEnum):
+    """One template per message (files under activities/templates/)."""
+
+    WHAT_TO_EXPECT = "what_to_expect"
+    HANDOFF_BRIEF = "handoff_brief"
+    WELCOME = "welcome"
+    REVIEW_CHECKLIST = "review_checklist"
+    EXPAND = "expand"
+    KEEP_LEARNING = "keep_learning"
+    DIGEST = "digest"
+
+
+class MailContext(BaseModel):
+    """What a template may use; fields a message does not need stay at their defaults."""
+
+    account: OnboardingRequest
+    csm: CsmRef | None = None
+    due_at: datetime | None = None
+    tasks: list[TaskDue] = []
+    digest_number: int = 0
+
+
+class EmailRequest(BaseModel):
+    key: str
+    """Business key, unique per message: retries and replays never send twice."""
+    account_id: str
+    template: MailTemplate
+    to: Contact
+    context: MailContext
+
+
+class EmailReceipt(BaseModel):
+    key: str
+    delivered: bool
+    """False when the key had already been sent (a retry or a replay)."""

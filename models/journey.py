@@ -1,0 +1,198 @@
+"""The onboarding journey's messages: what starts it, what moves it, what it reports.
+
+These cross the Temporal boundary (workflow input, signals, updates, queries), so they evolve
+only by adding fields with defaults: a running onboarding must still decode its history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from models.playbook import Playbook
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # Naive timestamps are ambiguous across the sales system, CSMs and the worker's zone.
+    if value is not None and value.tzinfo is None:
+        raise ValueError("needs a time zone, e.g. 2026-03-01T09:00:00Z")
+    return value
+
+
+AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+
+
+class Stage(StrEnum):
+    DEPART = "depart"
+    HANDOFF = "handoff"
+    KICKOFF = "kickoff"
+    ADOPT = "adopt"
+    REVIEW = "review"
+    EXPAND = "expand"
+    COMPLETED = "completed"
+
+    @property
+    def position(self) -> int:
+        """Journey order (StrEnum would otherwise compare alphabetically)."""
+        return list(Stage).index(self)
+
+    @property
+    def next(self) -> Stage:
+        return list(Stage)[self.position + 1]
+
+
+class Milestone(StrEnum):
+    """The facts that end a stage, in journey order. Values are the CLI spelling."""
+
+    CONTRACT_SIGNED = "contract-signed"
+    KICKOFF_HELD = "kickoff-held"
+    INTEGRATION_DONE = "integration-done"
+    REVIEW_PASSED = "review-passed"
+
+    @property
+    def stage(self) -> Stage:
+        """The stage this milestone completes."""
+        return _MILESTONE_STAGE[self]
+
+    @property
+    def prerequisites(self) -> list[Milestone]:
+        order = list(Milestone)
+        return order[: order.index(self)]
+
+
+_MILESTONE_STAGE = {
+    Milestone.CONTRACT_SIGNED: Stage.DEPART,
+    Milestone.KICKOFF_HELD: Stage.KICKOFF,
+    Milestone.INTEGRATION_DONE: Stage.ADOPT,
+    Milestone.REVIEW_PASSED: Stage.REVIEW,
+}
+
+
+class Plan(StrEnum):
+    BASIC = "basic"
+    PREMIUM = "premium"
+    ENTERPRISE = "enterprise"
+
+
+class TouchModel(StrEnum):
+    HIGH = "high"
+    LOW = "low"
+    TECH = "tech"
+    COMMUNITY = "community"
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    email: EmailStr
+    title: str | None = None
+
+
+class AccountExecutive(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Slug
+    name: Name
+    email: EmailStr
+
+
+class OnboardingRequest(BaseModel):
+    """What the sales system sends when a deal closes (one JSON document per account)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account_id: Slug
+    account_name: Name
+    plan: Plan
+    touch_model: TouchModel
+    industry: Name
+    use_case: Name
+    contract_value: float = Field(ge=0)
+    account_executive: AccountExecutive
+    champion: Contact
+    goals: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]] = []
+    contract_signed_at: AwareDatetime | None = None
+    playbook: Slug = "standard"
+
+
+class OnboardingInput(BaseModel):
+    """The workflow's input: the request plus the playbook resolved when it started.
+
+    Carrying the resolved playbook means editing a playbook file never changes the replay of
+    a running onboarding.
+    """
+
+    request: OnboardingRequest
+    playbook: Playbook
+
+
+class MilestoneSignal(BaseModel):
+    """Payload of the milestone signals (`contract_signed`, `kickoff_held`, ...)."""
+
+    by: str
+    at: AwareDatetime | None = None
+    note: str | None = None
+
+
+class CompleteMilestone(BaseModel):
+    """Input of the `complete_milestone` update (the CSM's interface)."""
+
+    milestone: Milestone
+    by: str
+    at: AwareDatetime | None = None
+    note: str | None = None
+
+
+class MilestoneRecord(BaseModel):
+    at: datetime
+    by: str
+    note: str | None = None
+    recorded_at: datetime
+
+
+class StageVisit(BaseModel):
+    stage: Stage
+    entered_at: datetime
+    exited_at: datetime | None = None
+
+
+class CsmRef(BaseModel):
+    id: str
+    name: str
+    email: str
+
+
+class OnboardingStatus(BaseModel):
+    """The `status` query's answer."""
+
+    account_id: str
+    account_name: str
+    plan: Plan
+    touch_model: TouchModel
+    playbook: str
+    stage: Stage
+    stage_entered_at: datetime
+    next_deadline: datetime | None
+    csm_id: str | None
+    milestones: dict[Milestone, MilestoneRecord]
+    pending_milestones: list[Milestone] = Field(
+        description="Recorded early; applied when their stage is reached."
+    )
+    first_value_at: datetime | None
+    everboarding_workflow_id: str | None
+    history: list[StageVisit]
+
+
+class MilestoneResult(BaseModel):
+    """The `complete_milestone` update's answer."""
+
+    milestone: Milestone
+    recorded_at: datetime
+    stage: Stage = Field(description="The onboarding's stage once the milestone was applied.")

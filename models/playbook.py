@@ -1,0 +1,169 @@
+"""Playbooks: what a CS team tunes without code, and how a file becomes one.
+
+A playbook file (TOML under `playbooks/`) holds defaults per stage plus overrides per touch
+model. `PlaybookFile.resolve(touch_model)` flattens it into the `Playbook` one onboarding
+runs with; that resolved copy travels in the workflow input.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _parse_duration(value: object) -> object:
+    """Accept `14d`, `36h`, `90s`, `30m`, `2w`; anything else goes on to pydantic (ISO 8601)."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_parse_duration),
+    AfterValidator(_positive),
+    Field(description="e.g. 14d, 36h, 90s"),
+]
+
+# Stage names are spelled out rather than importing `Stage` to keep this module free of the
+# journey models (which import it).
+StageName = Literal["depart", "handoff", "kickoff", "adopt", "review", "expand"]
+TouchModelName = Literal["high", "low", "tech", "community"]
+
+
+class TaskPlan(BaseModel):
+    """A step on the customer's checklist."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+    title: str
+    owner: Literal["customer", "csm", "se"] = "customer"
+    due: Duration = Field(description="Due this long after the task's stage is entered.")
+    required: bool = True
+
+
+class StagePlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    deadline: Duration
+    automated: bool = Field(
+        default=False,
+        description="The stage ends by itself once its entry actions are done (no milestone).",
+    )
+    tasks: list[TaskPlan] = []
+
+
+class StageOverride(BaseModel):
+    """Per-touch-model changes to a stage; unset fields keep the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deadline: Duration | None = None
+    automated: bool | None = None
+    tasks: list[TaskPlan] | None = None
+
+
+class TouchModelOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stages: dict[StageName, StageOverride] = {}
+
+
+class EverboardingPlan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cadence: Duration = timedelta(days=30)
+
+
+class PlaybookFile(BaseModel):
+    """The shape of a playbook file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    stages: dict[StageName, StagePlan]
+    touch_models: dict[TouchModelName, TouchModelOverride] = {}
+    everboarding: EverboardingPlan = EverboardingPlan()
+
+    @model_validator(mode="after")
+    def _every_stage_planned(self) -> PlaybookFile:
+        missing = [stage for stage in get_args(StageName) if stage not in self.stages]
+        if missing:
+            raise ValueError(f"stages: missing {', '.join(missing)}")
+        return self
+
+    def resolve(self, name: str, touch_model: str) -> Playbook:
+        override = self.touch_models.get(touch_model, TouchModelOverride())  # type: ignore[call-overload]
+        stages: dict[str, StagePlan] = {}
+        for stage, plan in self.stages.items():
+            changes = override.stages.get(stage)
+            if changes:
+                plan = StagePlan.model_validate(
+                    plan.model_dump() | changes.model_dump(exclude_none=True)
+                )
+            stages[stage] = plan
+        return Playbook(
+            name=name, touch_model=touch_model, stages=stages, everboarding=self.everboarding
+        )
+
+
+class Playbook(BaseModel):
+    """One onboarding's playbook, resolved for its touch model."""
+
+    name: str
+    touch_model: str
+    stages: dict[str, StagePlan]
+    everboarding: EverboardingPlan
+
+    def stage(self, stage: str) -> StagePlan:
+        return self.stages[stage]
+
+
+class PlaybookError(Exception):
+    """A playbook that cannot be used; the message names the file and the field."""
+
+
+def load_playbook(directory: Path, name: str) -> PlaybookFile:
+    path = directory / f"{name}.toml"
+    if not path.is_file():
+        known = sorted(p.stem for p in directory.glob("*.toml") if p.stem != "csms")
+        raise PlaybookError(f"unknown playbook {name!r} (known: {', '.join(known) or 'none'})")
+    try:
+        data = tomllib.loads(path.read_text())
+        return PlaybookFile.model_validate(data)
+    except tomllib.TOMLDecodeError as err:
+        raise PlaybookError(f"{path}: not valid TOML: {err}") from err
+    except ValidationError as err:
+        raise PlaybookError(f"{path}: {format_validation_error(err)}") from err
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """One line per wrong field, each naming the field by its dotted path."""
+    lines = []
+    for error in err.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(document)"
+        lines.append(f"{field}: {error['msg']}")
+    return "; ".join(lines)

@@ -1,0 +1,118 @@
+"""The database: the read model and the system's memory outside Temporal.
+
+Rows never cross the Temporal boundary; activities translate to and from the pydantic
+messages. Unique constraints carry the business keys that make every activity idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Column, DateTime, Dialect, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware on every backend: SQLite drops the zone, so store and read UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"naive datetime {value} would be ambiguous in the database")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class CsmBase(SQLModel):
+    name: str
+    email: str
+    touch_models: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    active: bool = True
+
+
+class Csm(CsmBase, table=True):
+    """The customer-success managers an onboarding can be assigned to."""
+
+    id: str = Field(primary_key=True)
+
+
+class Onboarding(SQLModel, table=True):
+    """One row per account's onboarding: its segment, owner and milestone dates."""
+
+    account_id: str = Field(primary_key=True)
+    workflow_id: str
+    account_name: str
+    plan: str = Field(index=True)
+    touch_model: str = Field(index=True)
+    industry: str = Field(index=True)
+    use_case: str
+    contract_value: float
+    playbook: str
+    account_executive_id: str
+    champion_email: str
+    csm_id: str | None = Field(default=None, index=True, foreign_key="csm.id")
+    stage: str = Field(index=True)
+    handoff_notes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    contract_signed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    kickoff_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    first_value_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class StageTransition(SQLModel, table=True):
+    """When an onboarding entered and left each stage (the funnel and stage durations)."""
+
+    __table_args__ = (UniqueConstraint("account_id", "stage"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="onboarding.account_id", index=True)
+    stage: str
+    entered_at: datetime = Field(sa_type=UtcDateTime)
+    exited_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class Task(SQLModel, table=True):
+    """A step on the customer's checklist, created from the playbook at kickoff."""
+
+    __table_args__ = (UniqueConstraint("account_id", "task_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="onboarding.account_id", index=True)
+    task_id: str
+    stage: str
+    title: str
+    owner: str
+    required: bool = True
+    due_at: datetime = Field(sa_type=UtcDateTime)
+    done_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class Notification(SQLModel, table=True):
+    """The outbox: every message the system sends, under a unique business key.
+
+    A row is written `pending` before delivery and marked `sent` after, so a retried
+    activity that finds `sent` does not deliver again.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    account_id: str = Field(index=True)
+    channel: str = "email"
+    template: str
+    recipient: str
+    subject: str
+    body_text: str
+    status: str = "pending"
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

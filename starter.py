@@ -1,0 +1,387 @@
+"""The command line for the sales system and CSMs. Talks only to Temporal.
+
+    starter.py start --from-file examples/deal-acme.json
+    starter.py signal acme contract-signed --by ae-001
+    starter.py status acme [--json]
+    starter.py list [--json]
+
+Exit codes: 0 done, 1 refused or failed (the message says why), 2 wrong usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Coroutine
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from config import Settings, connect_temporal
+from models.journey import (
+    AwareDatetime,
+    CompleteMilestone,
+    Milestone,
+    OnboardingInput,
+    OnboardingRequest,
+    OnboardingStatus,
+)
+from models.playbook import PlaybookError, format_validation_error, load_playbook
+from workflows import TASK_QUEUE, onboarding_id
+from workflows.onboarding import OnboardingWorkflow
+
+app = typer.Typer(
+    help="Customer onboarding: start onboardings, report milestones, see where each account is.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class Failure(Exception):
+    """A refusal or failure the user should read; exit 1."""
+
+
+class IfExists(StrEnum):
+    FAIL = "fail"
+    IGNORE = "ignore"
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.run(coro)
+    except Failure as failure:
+        err.print(f"[red]error:[/red] {failure}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+async def connect() -> Client:
+    try:
+        return await connect_temporal()
+    except RuntimeError as error:
+        address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+        raise Failure(
+            f"cannot reach Temporal at {address} ({error}); is `make run` up?"
+        ) from None
+
+
+def _is_not_found(error: RPCError) -> bool:
+    return error.status == RPCStatusCode.NOT_FOUND
+
+
+# --- start ---------------------------------------------------------------------------------
+
+
+def read_request(path: Path) -> OnboardingRequest:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise Failure(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return OnboardingRequest.model_validate_json(text)
+    except ValidationError as error:
+        raise Failure(f"{path}: {format_validation_error(error)}") from None
+
+
+@app.command()
+def start(
+    from_file: Annotated[
+        Path, typer.Option("--from-file", help="The deal as JSON (an OnboardingRequest).")
+    ],
+    if_exists: Annotated[
+        IfExists,
+        typer.Option(help="When the account is already onboarding: fail, or ignore (exit 0)."),
+    ] = IfExists.FAIL,
+) -> None:
+    """Start an account's onboarding from the sales system's deal document."""
+
+    async def go() -> None:
+        request = read_request(from_file)
+        settings = Settings()
+        try:
+            playbook = load_playbook(settings.playbook_dir, request.playbook)
+        except PlaybookError as error:
+            raise Failure(f"{from_file}: playbook: {error}") from None
+        workflow_input = OnboardingInput(
+            request=request, playbook=playbook.resolve(request.playbook, request.touch_model)
+        )
+        client = await connect()
+        workflow_id = onboarding_id(request.account_id)
+        try:
+            await client.start_workflow(
+                OnboardingWorkflow.run,
+                workflow_input,
+                id=workflow_id,
+                task_queue=TASK_QUEUE,
+                # A completed onboarding is not started again by a retried deal; a cancelled
+                # or failed one may be.
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                static_summary=(
+                    f"Onboarding {request.account_id}: {request.plan} plan, "
+                    f"{request.touch_model}-touch, playbook {request.playbook}"
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            message = f"account {request.account_id} already has an onboarding ({workflow_id})"
+            if if_exists is IfExists.IGNORE:
+                out.print(f"{message}; nothing to do")
+                return
+            raise Failure(message + "; use --if-exists ignore for retries") from None
+        out.print(f"started onboarding for {request.account_id}: workflow {workflow_id}")
+
+    run(go())
+
+
+# --- signal --------------------------------------------------------------------------------
+
+
+def _parse_at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+
+    class At(BaseModel):
+        at: AwareDatetime
+
+    try:
+        return At(at=value).at  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise typer.BadParameter(format_validation_error(error).removeprefix("at: ")) from None
+
+
+@app.command()
+def signal(
+    account: Annotated[str, typer.Argument(help="The account id (slug), e.g. acme.")],
+    milestone: Annotated[Milestone, typer.Argument(help="The milestone reached.")],
+    by: Annotated[str, typer.Option(help="Who reports it, e.g. csm-007.")],
+    at: Annotated[
+        str | None,
+        typer.Option(help="When it happened (ISO 8601 with zone); default now."),
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="A short note for the record.")] = None,
+) -> None:
+    """Report a milestone; the onboarding accepts it or says why not."""
+    when = _parse_at(at)
+
+    async def go() -> None:
+        handle = await _existing(await connect(), account)
+        try:
+            result = await handle.execute_update(
+                OnboardingWorkflow.complete_milestone,
+                CompleteMilestone(milestone=milestone, by=by, at=when, note=note),
+            )
+        except WorkflowUpdateFailedError as error:
+            reason = error.cause.message if error.cause else str(error)  # type: ignore[attr-defined]
+            raise Failure(f"rejected: {reason}") from None
+        except RPCError as error:
+            if _is_not_found(error):
+                raise Failure(f"the onboarding of {account} has already ended") from None
+            raise
+        if result.milestone.stage is result.stage:
+            out.print(f"accepted: {milestone} recorded for {account}; stage {result.stage} done")
+        else:
+            out.print(
+                f"accepted: {milestone} recorded early for {account} (now in {result.stage}); "
+                f"it applies when {milestone.stage} is reached"
+            )
+
+    run(go())
+
+
+async def _existing(client: Client, account: str) -> WorkflowHandle[Any, Any]:
+    handle = client.get_workflow_handle(onboarding_id(account))
+    try:
+        await handle.describe()
+    except RPCError as error:
+        if _is_not_found(error):
+            raise Failure(f"no onboarding for account {account}") from None
+        raise
+    return handle
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+class StatusReport(OnboardingStatus):
+    """The status query's answer plus what only the server knows: the runs' states."""
+
+    workflow_status: str
+    everboarding_status: str | None
+
+
+async def _run_status(client: Client, workflow_id: str | None) -> str | None:
+    if workflow_id is None:
+        return None
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if _is_not_found(error):
+            return None
+        raise
+    return _status_name(description.status)
+
+
+def _status_name(status: WorkflowExecutionStatus | None) -> str:
+    return status.name.lower() if status else "unknown"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+@app.command()
+def status(
+    account: Annotated[str, typer.Argument(help="The account id (slug), e.g. acme.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Where an account's onboarding is: stage, dates, CSM, next deadline, history."""
+
+    async def go() -> None:
+        client = await connect()
+        handle = await _existing(client, account)
+        onboarding = await handle.query(OnboardingWorkflow.status)
+        report = StatusReport(
+            **onboarding.model_dump(),
+            workflow_status=_status_name((await handle.describe()).status),
+            everboarding_status=await _run_status(client, onboarding.everboarding_workflow_id),
+        )
+        if as_json:
+            out.print_json(report.model_dump_json())
+            return
+        _print_status(report)
+
+    run(go())
+
+
+def _print_status(report: StatusReport) -> None:
+    out.print(
+        f"[bold]{report.account_name}[/bold] ({report.account_id}) · {report.plan} plan · "
+        f"{report.touch_model}-touch · playbook {report.playbook} · workflow "
+        f"{report.workflow_status}",
+        highlight=False,
+    )
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("Stage", f"{report.stage} since {_when(report.stage_entered_at)}")
+    facts.add_row("Next deadline", _when(report.next_deadline))
+    facts.add_row("CSM", report.csm_id or "not assigned yet")
+    facts.add_row("First value", _when(report.first_value_at))
+    if report.pending_milestones:
+        facts.add_row("Recorded early", ", ".join(report.pending_milestones))
+    if report.everboarding_workflow_id:
+        facts.add_row(
+            "Everboarding", f"{report.everboarding_workflow_id} ({report.everboarding_status})"
+        )
+    out.print(facts, highlight=False)
+
+    milestones = Table(title="Milestones", title_justify="left")
+    for column in ("milestone", "at", "by", "note"):
+        milestones.add_column(column)
+    for milestone in Milestone:
+        record = report.milestones.get(milestone)
+        if record:
+            milestones.add_row(milestone, _when(record.at), record.by, record.note or "")
+        else:
+            milestones.add_row(milestone, "-", "", "")
+    out.print(milestones)
+
+    history = Table(title="Stage history", title_justify="left")
+    for column in ("stage", "entered", "exited", "days"):
+        history.add_column(column)
+    for visit in report.history:
+        days = (
+            f"{(visit.exited_at - visit.entered_at).total_seconds() / 86400:.1f}"
+            if visit.exited_at
+            else ""
+        )
+        history.add_row(visit.stage, _when(visit.entered_at), _when(visit.exited_at), days)
+    out.print(history)
+
+
+# --- list ----------------------------------------------------------------------------------
+
+
+class OnboardingLine(BaseModel):
+    account_id: str
+    workflow_status: str
+    stage: str
+    csm_id: str | None
+    next_deadline: datetime | None
+    started_at: datetime | None
+
+
+@app.command("list")
+def list_onboardings(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """All onboardings, one line each, newest first."""
+
+    async def go() -> None:
+        client = await connect()
+        lines = []
+        async for execution in client.list_workflows("WorkflowType = 'OnboardingWorkflow'"):
+            handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+            onboarding = await handle.query(OnboardingWorkflow.status)
+            lines.append(
+                OnboardingLine(
+                    account_id=onboarding.account_id,
+                    workflow_status=_status_name(execution.status),
+                    stage=onboarding.stage,
+                    csm_id=onboarding.csm_id,
+                    next_deadline=onboarding.next_deadline,
+                    started_at=execution.start_time,
+                )
+            )
+        if as_json:
+            out.print_json(json.dumps([line.model_dump(mode="json") for line in lines]))
+            return
+        if not lines:
+            out.print("no onboardings yet")
+            return
+        table = Table()
+        for column in ("account", "stage", "csm", "next deadline", "started", "workflow"):
+            table.add_column(column)
+        for line in lines:
+            table.add_row(
+                line.account_id,
+                line.stage,
+                line.csm_id or "-",
+                _when(line.next_deadline),
+                _when(line.started_at),
+                line.workflow_status,
+            )
+        out.print(table)
+
+    run(go())
+
+
+def main() -> NoReturn:
+    try:
+        app()
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # See worker.py: skip interpreter finalisation (temporalio/sdk-python#300).
+    os._exit(status)
+
+
+if __name__ == "__main__":
+    main()

