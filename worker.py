@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assign import AssignActivities
 from activities.mail import transport_from_settings
@@ -58,6 +59,13 @@ def build_worker(
             notify.send_email,
         ],
         activity_executor=executor,
+        # pydantic's EmailStr imports these lazily while decoding workflow input; they are
+        # deterministic, so share them with the sandbox instead of re-importing per run.
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                "email_validator", "idna"
+            )
+        ),
     )
 
 

