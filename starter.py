@@ -15,7 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -44,7 +44,7 @@ from models.journey import (
     OnboardingStatus,
 )
 from models.playbook import PlaybookError, format_validation_error, load_playbook
-from workflows import TASK_QUEUE, onboarding_id
+from workflows import MEMO_CSM, MEMO_NEXT_DEADLINE, MEMO_STAGE, TASK_QUEUE, onboarding_id
 from workflows.onboarding import OnboardingWorkflow
 
 app = typer.Typer(
@@ -54,6 +54,10 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
+
+
+# A query needs a worker to answer; say so instead of hanging.
+QUERY_TIMEOUT = timedelta(seconds=10)
 
 
 class Failure(Exception):
@@ -70,6 +74,9 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
         asyncio.run(coro)
     except Failure as failure:
         err.print(f"[red]error:[/red] {failure}", highlight=False)
+        raise typer.Exit(1) from None
+    except RPCError as error:
+        err.print(f"[red]error:[/red] Temporal answered: {error.message}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -256,7 +263,18 @@ def status(
     async def go() -> None:
         client = await connect()
         handle = await _existing(client, account)
-        onboarding = await handle.query(OnboardingWorkflow.status)
+        try:
+            onboarding = await handle.query(
+                OnboardingWorkflow.status, rpc_timeout=QUERY_TIMEOUT
+            )
+        except RPCError as error:
+            # The client's own deadline surfaces as CANCELLED, the server's as DEADLINE_EXCEEDED.
+            if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise Failure(
+                    f"no worker answered within {QUERY_TIMEOUT.seconds} s; is the worker "
+                    "running (`make run`)? `starter.py list` works without one"
+                ) from None
+            raise
         report = StatusReport(
             **onboarding.model_dump(),
             workflow_status=_status_name((await handle.describe()).status),
@@ -336,15 +354,17 @@ def list_onboardings(
         client = await connect()
         lines = []
         async for execution in client.list_workflows("WorkflowType = 'OnboardingWorkflow'"):
-            handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
-            onboarding = await handle.query(OnboardingWorkflow.status)
+            # From visibility only (the memo the workflow keeps current): works with no
+            # worker running and costs one call per page, not one per onboarding.
+            memo = await execution.memo()
+            deadline = memo.get(MEMO_NEXT_DEADLINE)
             lines.append(
                 OnboardingLine(
-                    account_id=onboarding.account_id,
+                    account_id=execution.id.removeprefix(onboarding_id("")),
                     workflow_status=_status_name(execution.status),
-                    stage=onboarding.stage,
-                    csm_id=onboarding.csm_id,
-                    next_deadline=onboarding.next_deadline,
+                    stage=memo.get(MEMO_STAGE, "(no worker yet)"),
+                    csm_id=memo.get(MEMO_CSM),
+                    next_deadline=datetime.fromisoformat(deadline) if deadline else None,
                     started_at=execution.start_time,
                 )
             )

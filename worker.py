@@ -49,7 +49,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[OnboardingWorkflow, EverboardingWorkflow],
+        workflows=WORKFLOWS,
         activities=[
             records.open_onboarding,
             records.record_stage,
@@ -59,13 +59,19 @@ def build_worker(
             notify.send_email,
         ],
         activity_executor=executor,
-        # pydantic's EmailStr imports these lazily while decoding workflow input; they are
-        # deterministic, so share them with the sandbox instead of re-importing per run.
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                "email_validator", "idna"
-            )
-        ),
+        workflow_runner=workflow_runner(),
+    )
+
+
+WORKFLOWS = [OnboardingWorkflow, EverboardingWorkflow]
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox the workflows run in (the replay tests use the same)."""
+    # pydantic's EmailStr imports these lazily while decoding workflow input; they are
+    # deterministic, so share them with the sandbox instead of re-importing per run.
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("email_validator", "idna")
     )
 
 

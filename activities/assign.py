@@ -46,7 +46,7 @@ class AssignActivities:
                 # Retryable on purpose: the onboarding waits (visible as a failing activity in
                 # the UI) until someone adds a CSM for this touch model to the roster.
                 raise ApplicationError(
-                    f"no active CSM serves touch model {request.touch_model!r}; "
+                    f"no active CSM serves touch model '{request.touch_model}'; "
                     "add one to the roster",
                     type="NoCsmAvailable",
                 )

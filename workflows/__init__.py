@@ -5,6 +5,11 @@ The names other systems depend on are defined here, once.
 
 TASK_QUEUE = "onboarding"
 
+# Memo keys an onboarding keeps current, so listings need no worker (no PII here).
+MEMO_STAGE = "stage"
+MEMO_CSM = "csm_id"
+MEMO_NEXT_DEADLINE = "next_deadline"
+
 
 def onboarding_id(account_id: str) -> str:
     return f"onboarding-{account_id}"

@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         StageVisit,
     )
-    from workflows import everboarding_id
+    from workflows import MEMO_CSM, MEMO_NEXT_DEADLINE, MEMO_STAGE, everboarding_id
     from workflows.activity_options import run_activity
     from workflows.everboarding import EverboardingWorkflow
 
@@ -66,15 +66,16 @@ class OnboardingWorkflow:
         self._csm: CsmRef | None = None
         self._everboarding_id: str | None = None
         if input.request.contract_signed_at is not None:
-            self._record(
-                Milestone.CONTRACT_SIGNED,
-                by=input.request.account_executive.id,
+            self._milestones[Milestone.CONTRACT_SIGNED] = MilestoneRecord(
                 at=input.request.contract_signed_at,
+                by=input.request.account_executive.id,
                 note="signed before the onboarding started",
+                recorded_at=now,
             )
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
+        self._publish()
         await run_activity(
             RecordActivities.open_onboarding,
             OnboardingOpened(
@@ -118,6 +119,7 @@ class OnboardingWorkflow:
             CsmRequest(account_id=self._request.account_id, touch_model=self._request.touch_model),
             summary="assign a CSM",
         )
+        self._publish()
         await run_activity(
             RecordActivities.record_handoff,
             HandoffRecord(
@@ -182,7 +184,28 @@ class OnboardingWorkflow:
         self._history[-1].exited_at = now
         self._stage = previous.next
         self._history.append(StageVisit(stage=self._stage, entered_at=now))
+        self._publish()
         await self._record_stage(previous=previous)
+
+    def _publish(self) -> None:
+        """Keep what ops see without a worker current: the memo (read by `starter.py list`
+        from visibility) and the run's details in the Web UI. No PII in either."""
+        deadline = self._next_deadline()
+        workflow.upsert_memo(
+            {
+                MEMO_STAGE: self._stage.value,
+                MEMO_CSM: self._csm.id if self._csm else None,
+                MEMO_NEXT_DEADLINE: deadline.isoformat() if deadline else None,
+            }
+        )
+        lines = [
+            f"**Stage:** {self._stage}",
+            f"**Next deadline:** {f'{deadline:%Y-%m-%d %H:%M} UTC' if deadline else '-'}",
+            f"**CSM:** {self._csm.id if self._csm else 'not assigned yet'}",
+            "",
+            *(f"- {'✅' if m in self._milestones else '⬜'} {m}" for m in Milestone),
+        ]
+        workflow.set_current_details("  \n".join(lines))
 
     async def _record_stage(self, previous: Stage | None) -> None:
         def at(milestone: Milestone) -> datetime | None:
@@ -258,6 +281,7 @@ class OnboardingWorkflow:
         now = workflow.now()
         record = MilestoneRecord(at=at or now, by=by, note=note, recorded_at=now)
         self._milestones[milestone] = record
+        self._publish()
         return record
 
     @workflow.signal

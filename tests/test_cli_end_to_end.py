@@ -1,0 +1,224 @@
+"""The README's journey on the real dev server: `worker.py` and `starter.py` as subprocesses,
+exactly as a CSM runs them, plus the bad input a CSM or the sales system will send."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+from temporalio.testing import WorkflowEnvironment
+
+from db import make_engine
+from models.tables import Notification, Onboarding
+from tests.conftest import ROOT
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@pytest.fixture
+def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "SMTP_"))}
+    env.update(
+        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
+        OUTBOX_DIR=str(tmp_path / "outbox"),
+        COLUMNS="200",
+    )
+    return env
+
+
+@pytest.fixture
+def worker_process(app_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    log = (tmp_path / "worker.log").open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "worker.py"], cwd=ROOT, env=app_env, stdout=log, stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while "worker polling" not in (tmp_path / "worker.log").read_text():
+        assert process.poll() is None, (tmp_path / "worker.log").read_text()
+        assert time.monotonic() < deadline, "worker did not start"
+        time.sleep(0.1)
+    yield process
+    process.terminate()
+    assert process.wait(timeout=30) == 0, (tmp_path / "worker.log").read_text()
+
+
+def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "starter.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=120,
+    )
+
+
+def status_json(env: dict[str, str], account: str) -> dict:
+    result = starter(env, "status", account, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def wait_for_stage(env: dict[str, str], account: str, stage: str) -> dict:
+    deadline = time.monotonic() + 30
+    while (status := status_json(env, account))["stage"] != stage:
+        assert time.monotonic() < deadline, f"still in {status['stage']}, expected {stage}"
+        time.sleep(0.2)
+    return status
+
+
+def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path) -> None:
+    result = starter(app_env, "start", "--from-file", "examples/deal-acme.json")
+    assert result.returncode == 0, result.stderr
+    assert "started onboarding for acme" in result.stdout
+
+    result = starter(app_env, "signal", "acme", "contract-signed", "--by", "ae-001")
+    assert result.returncode == 0 and "accepted" in result.stdout, result.stderr
+    wait_for_stage(app_env, "acme", "kickoff")
+
+    result = starter(app_env, "status", "acme")
+    assert result.returncode == 0, result.stderr
+    for expected in ("kickoff", "csm-007", "Next deadline", "contract-signed", "ae-001", "handoff"):
+        assert expected in result.stdout
+
+    # A CSM who skips ahead is told what is missing, and nothing changes.
+    result = starter(app_env, "signal", "acme", "review-passed", "--by", "csm-007")
+    assert result.returncode == 1
+    assert "stage kickoff" in result.stderr and "kickoff-held, integration-done" in result.stderr
+
+    for milestone in ("kickoff-held", "integration-done", "review-passed"):
+        result = starter(app_env, "signal", "acme", milestone, "--by", "csm-007")
+        assert result.returncode == 0, result.stderr
+        assert f"accepted: {milestone} recorded" in result.stdout
+
+    status = wait_for_stage(app_env, "acme", "completed")
+    assert status["everboarding_workflow_id"] == "everboarding-acme"
+    assert status["everboarding_status"] == "running"
+    assert [visit["stage"] for visit in status["history"]] == [
+        "depart", "handoff", "kickoff", "adopt", "review", "expand", "completed",
+    ]
+
+    result = starter(app_env, "list")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if "acme" in line)
+    assert "completed" in line and "csm-007" in line
+
+    # What was sent can be read in the outbox, and the read model agrees.
+    outbox = Path(app_env["OUTBOX_DIR"])
+    sent = sorted(p.name for p in outbox.glob("*.eml"))
+    assert sent == sorted(
+        f"{key.replace(':', '_')}.eml"
+        for key in (
+            "onboarding-acme:depart:what-to-expect",
+            "onboarding-acme:handoff:brief",
+            "onboarding-acme:kickoff:welcome",
+            "onboarding-acme:review:checklist",
+            "onboarding-acme:expand:next-steps",
+            "everboarding-acme:keep-learning",
+        )
+    )
+    welcome = message_from_bytes(
+        (outbox / "onboarding-acme_kickoff_welcome.eml").read_bytes(), policy=policy.default
+    )
+    assert welcome["To"].addresses[0].addr_spec == "kenji.mori@acme-logistics.example"
+    with Session(make_engine(app_env["DATABASE_URL"])) as session:
+        assert session.get(Onboarding, "acme").stage == "completed"
+        assert len(session.exec(select(Notification)).all()) == 6
+
+    if os.environ.get("RECORD_HISTORIES"):
+        # Refresh the replay fixtures: RECORD_HISTORIES=1 make test (then review the diff).
+        for workflow_id in ("onboarding-acme", "everboarding-acme"):
+            shown = subprocess.run(
+                [Path(sys.executable).parent / "temporal", "workflow", "show", "--workflow-id",
+                 workflow_id, "--output", "json", "--address", app_env["TEMPORAL_ADDRESS"]],
+                capture_output=True, text=True, check=True,
+            )
+            (HISTORIES / f"{workflow_id}.json").write_text(shown.stdout)
+
+
+BAD_DEALS = {
+    "not-json.json": ("{ this is not json", "Invalid JSON"),
+    "missing-champion.json": (None, "champion: Field required"),
+    "bad-email.json": ({"champion": {"name": "K", "email": "not-an-email"}}, "champion.email"),
+    "unknown-plan.json": ({"plan": "gold"}, "plan: Input should be 'basic', 'premium'"),
+    "bad-slug.json": ({"account_id": "Acme Corp"}, "account_id: String should match pattern"),
+    "naive-date.json": ({"contract_signed_at": "2026-11-20T14:30:00"}, "contract_signed_at"),
+    "unknown-playbook.json": ({"playbook": "gold"}, "unknown playbook 'gold'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_DEALS))
+def test_bad_deal_names_the_field_and_starts_nothing(
+    app_env: dict[str, str], tmp_path: Path, name: str
+) -> None:
+    change, message = BAD_DEALS[name]
+    good = json.loads((ROOT / "examples" / "deal-initech.json").read_text())
+    good["account_id"] = "badcase"
+    if isinstance(change, str):
+        text = change
+    elif change is None:
+        text = json.dumps({k: v for k, v in good.items() if k != "champion"})
+    else:
+        text = json.dumps(good | change)
+    path = tmp_path / name
+    path.write_text(text)
+
+    result = starter(app_env, "start", "--from-file", str(path))
+
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert str(path) in result.stderr
+    assert "badcase" not in starter(app_env, "list", "--json").stdout
+
+
+def test_refusals_are_clear(app_env: dict[str, str], worker_process) -> None:
+    result = starter(app_env, "start", "--from-file", "examples/deal-initech.json")
+    assert result.returncode == 0, result.stderr
+
+    again = starter(app_env, "start", "--from-file", "examples/deal-initech.json")
+    assert again.returncode == 1 and "already has an onboarding" in again.stderr
+    retry = starter(
+        app_env, "start", "--from-file", "examples/deal-initech.json", "--if-exists", "ignore"
+    )
+    assert retry.returncode == 0 and "nothing to do" in retry.stdout
+
+    unknown = starter(app_env, "signal", "nobody", "kickoff-held", "--by", "csm-007")
+    assert unknown.returncode == 1 and "no onboarding for account nobody" in unknown.stderr
+    assert starter(app_env, "status", "nobody").returncode == 1
+
+    wrong_name = starter(app_env, "signal", "initech", "kickof-held", "--by", "csm-007")
+    assert wrong_name.returncode == 2 and "kickoff-held" in wrong_name.stderr
+    naive = starter(app_env, "signal", "initech", "contract-signed", "--by", "x", "--at",
+                    "2026-01-01T10:00")
+    assert naive.returncode == 2 and "time zone" in naive.stderr
+    future = starter(app_env, "signal", "initech", "contract-signed", "--by", "x", "--at",
+                     "2099-01-01T10:00Z")
+    assert future.returncode == 1 and "in the future" in future.stderr
+    assert status_json(app_env, "initech")["milestones"] == {}
+
+
+def test_unreachable_temporal_is_reported(app_env: dict[str, str]) -> None:
+    result = starter(app_env | {"TEMPORAL_ADDRESS": "127.0.0.1:1"}, "status", "acme")
+    assert result.returncode == 1
+    assert "cannot reach Temporal at 127.0.0.1:1" in result.stderr
+
+
+def test_without_a_worker_list_works_and_status_says_why_not(app_env: dict[str, str]) -> None:
+    deal = json.loads((ROOT / "examples" / "deal-acme.json").read_text())
+    path = Path(app_env["OUTBOX_DIR"]).parent / "deal-noworker.json"
+    path.write_text(json.dumps(deal | {"account_id": "noworker"}))
+    assert starter(app_env, "start", "--from-file", str(path)).returncode == 0
+
+    listing = starter(app_env, "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "noworker" in listing.stdout and "no worker yet" in listing.stdout
+
+    status = starter(app_env, "status", "noworker")
+    assert status.returncode == 1
+    assert "is the worker running" in status.stderr

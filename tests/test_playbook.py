@@ -1,0 +1,75 @@
+"""Playbooks refuse to load with the file and field named; overrides resolve per touch model."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from models.playbook import PlaybookError, load_playbook
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str, name: str = "custom") -> Path:
+    (tmp_path / f"{name}.toml").write_text(text)
+    return tmp_path
+
+
+STAGES = "\n".join(
+    f'[stages.{s}]\ndeadline = "{d}"'
+    for s, d in [("depart", "14d"), ("handoff", "2d"), ("kickoff", "7d"), ("adopt", "45d"),
+                 ("review", "14d"), ("expand", "7d")]
+)
+
+
+def test_shipped_playbook_resolves_per_touch_model() -> None:
+    playbook = load_playbook(ROOT / "playbooks", "standard")
+    high = playbook.resolve("standard", "high")
+    tech = playbook.resolve("standard", "tech")
+    assert high.stage("kickoff").automated is False
+    assert tech.stage("kickoff").automated is True
+    assert tech.stage("kickoff").deadline == timedelta(days=3)
+    assert [t.id for t in tech.stage("kickoff").tasks] == ["academy-access"]
+    assert [t.id for t in high.stage("adopt").tasks] == ["add-users", "configure", "integration-test"]
+    total = sum((high.stage(s).deadline for s in high.stages), timedelta())
+    assert timedelta(days=80) <= total <= timedelta(days=100)  # ~90 days high-touch
+    assert sum((tech.stage(s).deadline for s in tech.stages), timedelta()) < total
+
+
+@pytest.mark.parametrize(
+    ("duration", "expected"),
+    [("90s", timedelta(seconds=90)), ("30m", timedelta(minutes=30)), ("36h", timedelta(hours=36)),
+     ("14d", timedelta(days=14)), ("2w", timedelta(weeks=2)), ("P3D", timedelta(days=3))],
+)
+def test_durations_are_human_readable(tmp_path: Path, duration: str, expected: timedelta) -> None:
+    text = STAGES.replace('deadline = "45d"', f'deadline = "{duration}"')
+    playbook = load_playbook(write(tmp_path, text), "custom")
+    assert playbook.stages["adopt"].deadline == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        (STAGES.replace('deadline = "45d"', 'deadline = "soon"'), "stages.adopt.deadline"),
+        (STAGES.replace('deadline = "45d"', 'deadline = "0d"'), "stages.adopt.deadline"),
+        (STAGES.replace("[stages.review]", "[stages.reveiw]"), "stages.reveiw"),
+        (STAGES.replace('[stages.expand]\ndeadline = "7d"', ""), "stages: missing expand"),
+        (STAGES + '\n[[stages.adopt.tasks]]\nid = "Add Users"\ntitle = "x"\ndue = "7d"',
+         "stages.adopt.tasks.0.id"),
+        (STAGES + '\n[touch_models.vip.stages.adopt]\ndeadline = "3d"', "touch_models.vip"),
+        (STAGES + '\n[everboarding]\ncadence = "monthly"', "everboarding.cadence"),
+        ("stages = [", "not valid TOML"),
+    ],
+)
+def test_invalid_playbook_names_file_and_field(tmp_path: Path, text: str, field: str) -> None:
+    with pytest.raises(PlaybookError) as error:
+        load_playbook(write(tmp_path, text), "custom")
+    assert str(tmp_path / "custom.toml") in str(error.value)
+    assert field in str(error.value)
+
+
+def test_unknown_playbook_lists_the_known_ones() -> None:
+    with pytest.raises(PlaybookError, match=r"unknown playbook 'gold' \(known: standard\)"):
+        load_playbook(ROOT / "playbooks", "gold")
