@@ -85,9 +85,7 @@ async def connect() -> Client:
         return await connect_temporal()
     except RuntimeError as error:
         address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
-        raise Failure(
-            f"cannot reach Temporal at {address} ({error}); is `make run` up?"
-        ) from None
+        raise Failure(f"cannot reach Temporal at {address} ({error}); is `make run` up?") from None
 
 
 def _is_not_found(error: RPCError) -> bool:
@@ -264,9 +262,7 @@ def status(
         client = await connect()
         handle = await _existing(client, account)
         try:
-            onboarding = await handle.query(
-                OnboardingWorkflow.status, rpc_timeout=QUERY_TIMEOUT
-            )
+            onboarding = await handle.query(OnboardingWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
         except RPCError as error:
             # The client's own deadline surfaces as CANCELLED, the server's as DEADLINE_EXCEEDED.
             if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):

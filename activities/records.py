@@ -7,7 +7,13 @@ from sqlmodel import select
 from temporalio import activity
 
 from db import SessionFactory
-from models.activities import Checklist, ChecklistResult, HandoffRecord, OnboardingOpened, StageChange
+from models.activities import (
+    Checklist,
+    ChecklistResult,
+    HandoffRecord,
+    OnboardingOpened,
+    StageChange,
+)
 from models.tables import Onboarding, StageTransition, Task
 
 

@@ -120,12 +120,12 @@ class Mailbox:
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if address in str(m["To"])]
 
-    def keys(self) -> list[str]:
+    def received(self) -> list[str]:
         return [str(m["X-Onboarding-Key"]) for m in self.messages]
 
     def one(self, key: str) -> EmailMessage:
         found = [m for m in self.messages if m["X-Onboarding-Key"] == key]
-        assert len(found) == 1, f"{len(found)} messages with key {key}: {self.keys()}"
+        assert len(found) == 1, f"{len(found)} messages with key {key}: {self.received()}"
         return found[0]
 
 
@@ -195,9 +195,9 @@ def onboarding_input(request: OnboardingRequest, playbook: str = "standard") -> 
     return OnboardingInput(request=request, playbook=resolved)
 
 
-async def eventually(check: object, timeout: float = 20.0) -> None:
+async def eventually(check: object, within: float = 20.0) -> None:
     """Wait (real time, no skipping) until `check()` (sync or async) is truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         result = check()  # type: ignore[operator]
         if asyncio.iscoroutine(result):
@@ -205,7 +205,7 @@ async def eventually(check: object, timeout: float = 20.0) -> None:
         if result:
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.05)
 
 

@@ -39,7 +39,11 @@ def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
 def worker_process(app_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     log = (tmp_path / "worker.log").open("w+")
     process = subprocess.Popen(
-        [sys.executable, "worker.py"], cwd=ROOT, env=app_env, stdout=log, stderr=subprocess.STDOUT,
+        [sys.executable, "worker.py"],
+        cwd=ROOT,
+        env=app_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     deadline = time.monotonic() + 60
@@ -54,7 +58,11 @@ def worker_process(app_env: dict[str, str], tmp_path: Path) -> Iterator[subproce
 
 def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "starter.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "starter.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 
@@ -101,7 +109,13 @@ def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path)
     assert status["everboarding_workflow_id"] == "everboarding-acme"
     assert status["everboarding_status"] == "running"
     assert [visit["stage"] for visit in status["history"]] == [
-        "depart", "handoff", "kickoff", "adopt", "review", "expand", "completed",
+        "depart",
+        "handoff",
+        "kickoff",
+        "adopt",
+        "review",
+        "expand",
+        "completed",
     ]
 
     result = starter(app_env, "list")
@@ -135,9 +149,20 @@ def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path)
         # Refresh the replay fixtures: RECORD_HISTORIES=1 make test (then review the diff).
         for workflow_id in ("onboarding-acme", "everboarding-acme"):
             shown = subprocess.run(
-                [Path(sys.executable).parent / "temporal", "workflow", "show", "--workflow-id",
-                 workflow_id, "--output", "json", "--address", app_env["TEMPORAL_ADDRESS"]],
-                capture_output=True, text=True, check=True,
+                [
+                    Path(sys.executable).parent / "temporal",
+                    "workflow",
+                    "show",
+                    "--workflow-id",
+                    workflow_id,
+                    "--output",
+                    "json",
+                    "--address",
+                    app_env["TEMPORAL_ADDRESS"],
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             (HISTORIES / f"{workflow_id}.json").write_text(shown.stdout)
 
@@ -194,11 +219,13 @@ def test_refusals_are_clear(app_env: dict[str, str], worker_process) -> None:
 
     wrong_name = starter(app_env, "signal", "initech", "kickof-held", "--by", "csm-007")
     assert wrong_name.returncode == 2 and "kickoff-held" in wrong_name.stderr
-    naive = starter(app_env, "signal", "initech", "contract-signed", "--by", "x", "--at",
-                    "2026-01-01T10:00")
+    naive = starter(
+        app_env, "signal", "initech", "contract-signed", "--by", "x", "--at", "2026-01-01T10:00"
+    )
     assert naive.returncode == 2 and "time zone" in naive.stderr
-    future = starter(app_env, "signal", "initech", "contract-signed", "--by", "x", "--at",
-                     "2099-01-01T10:00Z")
+    future = starter(
+        app_env, "signal", "initech", "contract-signed", "--by", "x", "--at", "2099-01-01T10:00Z"
+    )
     assert future.returncode == 1 and "in the future" in future.stderr
     assert status_json(app_env, "initech")["milestones"] == {}
 

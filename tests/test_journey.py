@@ -50,7 +50,11 @@ async def reach(handle: WorkflowHandle, stage: Stage) -> OnboardingStatus:
 
 
 async def test_happy_path_across_weeks(
-    time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox, session: Session
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
 ) -> None:
     handle = await start(client, worker)
 
@@ -63,7 +67,7 @@ async def test_happy_path_across_weeks(
     await handle.signal(OnboardingWorkflow.contract_signed, MilestoneSignal(by="ae-001"))
     status = await reach(handle, Stage.KICKOFF)
     assert status.csm_id == "csm-007"
-    await eventually(lambda: "onboarding-acme:kickoff:welcome" in mailbox.keys())
+    await eventually(lambda: "onboarding-acme:kickoff:welcome" in mailbox.received())
     brief = mailbox.one("onboarding-acme:handoff:brief")
     assert CSM in str(brief["To"])
     assert "Replace the spreadsheet-based shipment tracking" in brief.get_content()
@@ -84,7 +88,7 @@ async def test_happy_path_across_weeks(
     await handle.signal(OnboardingWorkflow.integration_done, MilestoneSignal(by="csm-007"))
     status = await reach(handle, Stage.REVIEW)
     assert status.first_value_at is not None
-    await eventually(lambda: "onboarding-acme:review:checklist" in mailbox.keys())
+    await eventually(lambda: "onboarding-acme:review:checklist" in mailbox.received())
     assert CSM in str(mailbox.one("onboarding-acme:review:checklist")["To"])
 
     await time_env.sleep(timedelta(days=5))
@@ -113,7 +117,11 @@ async def test_happy_path_across_weeks(
     assert all(t.exited_at is not None for t in transitions)
     tasks = session.exec(select(Task)).all()
     assert {t.task_id for t in tasks} == {
-        "kickoff-call", "academy-access", "add-users", "configure", "integration-test",
+        "kickoff-call",
+        "academy-access",
+        "add-users",
+        "configure",
+        "integration-test",
         "open-questions",
     }
     await eventually(lambda: "everboarding-acme:keep-learning" in sent_keys(session))
@@ -131,9 +139,9 @@ async def test_happy_path_across_weeks(
     # Everboarding outlives its parent and keeps its cadence.
     child = client.get_workflow_handle("everboarding-acme")
     assert (await child.describe()).status is WorkflowExecutionStatus.RUNNING
-    assert "everboarding-acme:digest:1" not in mailbox.keys()
+    assert "everboarding-acme:digest:1" not in mailbox.received()
     await time_env.sleep(timedelta(days=31))
-    await eventually(lambda: "everboarding-acme:digest:1" in mailbox.keys())
+    await eventually(lambda: "everboarding-acme:digest:1" in mailbox.received())
     assert (await child.describe()).status is WorkflowExecutionStatus.RUNNING
     await child.terminate("test over")
 
@@ -199,8 +207,8 @@ async def test_tech_touch_kickoff_is_automated_and_a_signed_deal_skips_the_wait(
     assert status.milestones[Milestone.CONTRACT_SIGNED].at == request.contract_signed_at
     assert status.milestones[Milestone.KICKOFF_HELD].by == "playbook"
     assert status.csm_id == "csm-pool"  # the only CSM serving tech-touch
-    await eventually(lambda: "onboarding-globex:kickoff:welcome" in mailbox.keys())
-    assert "onboarding-globex:depart:what-to-expect" in mailbox.keys()
+    await eventually(lambda: "onboarding-globex:kickoff:welcome" in mailbox.received())
+    assert "onboarding-globex:depart:what-to-expect" in mailbox.received()
     session.expire_all()
     row = session.get(Onboarding, "globex")
     assert row.contract_signed_at == request.contract_signed_at
@@ -222,14 +230,14 @@ async def test_everboarding_continues_as_new_and_keeps_counting(
     digests = MAX_HISTORY_EVENTS // 8  # more cycles than one run's history allows
     for _ in range(digests):
         await time_env.sleep(timedelta(days=30))
-    await eventually(lambda: f"everboarding-initech:digest:{digests}" in mailbox.keys())
+    await eventually(lambda: f"everboarding-initech:digest:{digests}" in mailbox.received())
 
     latest = client.get_workflow_handle("everboarding-initech")
     description = await latest.describe()
     assert description.run_id != first_run
     assert description.status is WorkflowExecutionStatus.RUNNING
     assert (await latest.query(EverboardingWorkflow.status)).digests_sent == digests
-    keys = mailbox.keys()
+    keys = mailbox.received()
     assert keys.count("everboarding-initech:keep-learning") == 1
     assert sorted(k for k in keys if ":digest:" in k) == sorted(
         f"everboarding-initech:digest:{n}" for n in range(1, digests + 1)

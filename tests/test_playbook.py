@@ -19,8 +19,14 @@ def write(tmp_path: Path, text: str, name: str = "custom") -> Path:
 
 STAGES = "\n".join(
     f'[stages.{s}]\ndeadline = "{d}"'
-    for s, d in [("depart", "14d"), ("handoff", "2d"), ("kickoff", "7d"), ("adopt", "45d"),
-                 ("review", "14d"), ("expand", "7d")]
+    for s, d in [
+        ("depart", "14d"),
+        ("handoff", "2d"),
+        ("kickoff", "7d"),
+        ("adopt", "45d"),
+        ("review", "14d"),
+        ("expand", "7d"),
+    ]
 )
 
 
@@ -32,7 +38,11 @@ def test_shipped_playbook_resolves_per_touch_model() -> None:
     assert tech.stage("kickoff").automated is True
     assert tech.stage("kickoff").deadline == timedelta(days=3)
     assert [t.id for t in tech.stage("kickoff").tasks] == ["academy-access"]
-    assert [t.id for t in high.stage("adopt").tasks] == ["add-users", "configure", "integration-test"]
+    assert [t.id for t in high.stage("adopt").tasks] == [
+        "add-users",
+        "configure",
+        "integration-test",
+    ]
     total = sum((high.stage(s).deadline for s in high.stages), timedelta())
     assert timedelta(days=80) <= total <= timedelta(days=100)  # ~90 days high-touch
     assert sum((tech.stage(s).deadline for s in tech.stages), timedelta()) < total
@@ -40,8 +50,14 @@ def test_shipped_playbook_resolves_per_touch_model() -> None:
 
 @pytest.mark.parametrize(
     ("duration", "expected"),
-    [("90s", timedelta(seconds=90)), ("30m", timedelta(minutes=30)), ("36h", timedelta(hours=36)),
-     ("14d", timedelta(days=14)), ("2w", timedelta(weeks=2)), ("P3D", timedelta(days=3))],
+    [
+        ("90s", timedelta(seconds=90)),
+        ("30m", timedelta(minutes=30)),
+        ("36h", timedelta(hours=36)),
+        ("14d", timedelta(days=14)),
+        ("2w", timedelta(weeks=2)),
+        ("P3D", timedelta(days=3)),
+    ],
 )
 def test_durations_are_human_readable(tmp_path: Path, duration: str, expected: timedelta) -> None:
     text = STAGES.replace('deadline = "45d"', f'deadline = "{duration}"')
@@ -56,8 +72,10 @@ def test_durations_are_human_readable(tmp_path: Path, duration: str, expected: t
         (STAGES.replace('deadline = "45d"', 'deadline = "0d"'), "stages.adopt.deadline"),
         (STAGES.replace("[stages.review]", "[stages.reveiw]"), "stages.reveiw"),
         (STAGES.replace('[stages.expand]\ndeadline = "7d"', ""), "stages: missing expand"),
-        (STAGES + '\n[[stages.adopt.tasks]]\nid = "Add Users"\ntitle = "x"\ndue = "7d"',
-         "stages.adopt.tasks.0.id"),
+        (
+            STAGES + '\n[[stages.adopt.tasks]]\nid = "Add Users"\ntitle = "x"\ndue = "7d"',
+            "stages.adopt.tasks.0.id",
+        ),
         (STAGES + '\n[touch_models.vip.stages.adopt]\ndeadline = "3d"', "touch_models.vip"),
         (STAGES + '\n[everboarding]\ncadence = "monthly"', "everboarding.cadence"),
         ("stages = [", "not valid TOML"),

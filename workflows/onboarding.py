@@ -139,9 +139,7 @@ class OnboardingWorkflow:
             Checklist(account_id=self._request.account_id, stage=Stage.KICKOFF, tasks=checklist),
             summary=f"create the customer's checklist ({len(checklist)} tasks)",
         )
-        await self._mail(
-            MailTemplate.WELCOME, "kickoff:welcome", self._champion, tasks=checklist
-        )
+        await self._mail(MailTemplate.WELCOME, "kickoff:welcome", self._champion, tasks=checklist)
 
     async def _adopt(self) -> None:
         # The customer does the work; reminders and risk watching arrive with the next
