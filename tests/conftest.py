@@ -46,8 +46,10 @@ def binary(name: str) -> str:
 # --- Temporal -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    # One server per test: the time-skipping server can leak its time lock when a test ends
+    # a run mid-flight (seen as a later test's `sleep` hanging), so tests share no clock.
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=binary("temporal-test-server"),

@@ -18,7 +18,13 @@ from temporalio.worker import Worker
 from models.everboarding import EverboardingInput
 from models.journey import CompleteMilestone, Milestone, MilestoneSignal, OnboardingStatus, Stage
 from models.tables import Onboarding, StageTransition, Task
-from tests.conftest import Mailbox, deal, eventually, onboarding_input, sent_keys
+from tests.conftest import (
+    Mailbox,
+    deal,
+    eventually,
+    onboarding_input,
+    sent_keys,
+)
 from workflows.everboarding import MAX_HISTORY_EVENTS, EverboardingWorkflow
 from workflows.onboarding import OnboardingWorkflow
 
