@@ -15,6 +15,7 @@ import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -24,7 +25,7 @@ from activities.mail import transport_from_settings
 from activities.notify import NotifyActivities
 from activities.records import RecordActivities
 from config import Settings, connect_temporal
-from db import init_db, load_roster, make_engine, seed_roster, session_factory
+from db import RosterError, init_db, load_roster, make_engine, seed_roster, session_factory
 from workflows import TASK_QUEUE
 from workflows.everboarding import EverboardingWorkflow
 from workflows.onboarding import OnboardingWorkflow
@@ -96,6 +97,9 @@ if __name__ == "__main__":
     status = 0
     try:
         asyncio.run(main())
+    except (RosterError, ValidationError) as error:
+        log.error("cannot start: %s", error)  # bad configuration: the message is enough
+        status = 1
     except Exception:
         log.exception("worker failed")
         status = 1

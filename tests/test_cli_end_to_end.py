@@ -249,3 +249,23 @@ def test_without_a_worker_list_works_and_status_says_why_not(app_env: dict[str, 
     status = starter(app_env, "status", "noworker")
     assert status.returncode == 1
     assert "is the worker running" in status.stderr
+
+
+def test_worker_refuses_a_broken_roster_and_names_the_field(
+    app_env: dict[str, str], tmp_path: Path
+) -> None:
+    roster = tmp_path / "csms.toml"
+    roster.write_text(
+        '[[csms]]\nid = "csm-1"\nname = "A"\nemail = "a@example.com"\ntouch_models = ["vip"]\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "worker.py"],
+        cwd=ROOT,
+        env=app_env | {"ROSTER_FILE": str(roster)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "csms.0.touch_models.0" in result.stderr and str(roster) in result.stderr
+    assert "Traceback" not in result.stderr
