@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     app_url: str = "https://app.example.com"
     academy_url: str = "https://academy.example.com"
     help_url: str = "https://help.example.com"
+    exit_survey_url: str = "https://survey.example.com/exit"
 
 
 async def connect_temporal() -> Client:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from config import Settings
+from models.journey import Contact
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
@@ -56,12 +57,14 @@ def render(env: Environment, template: str, context: dict[str, Any]) -> Rendered
 
 
 def build_message(
-    rendered: Rendered, *, key: str, sender: str, to_name: str, to_email: str
+    rendered: Rendered, *, key: str, sender: str, to: Contact, cc: list[Contact]
 ) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = sender
-    message["To"] = formataddr((to_name, to_email))
+    message["To"] = formataddr((to.name, str(to.email)))
+    if cc:
+        message["Cc"] = ", ".join(formataddr((c.name, str(c.email))) for c in cc)
     # A Message-ID derived from the business key lets a receiving system drop the rare
     # duplicate left by a crash between delivery and bookkeeping.
     message["Message-ID"] = f"<{key.replace(':', '.')}@onboarding>"

@@ -22,7 +22,12 @@ class NotifyActivities:
 
     def _links(self) -> dict[str, str]:
         s = self.settings
-        return {"app": s.app_url, "academy": s.academy_url, "help": s.help_url}
+        return {
+            "app": s.app_url,
+            "academy": s.academy_url,
+            "help": s.help_url,
+            "exit_survey": s.exit_survey_url,
+        }
 
     @activity.defn
     def send_email(self, request: EmailRequest) -> EmailReceipt:
@@ -54,8 +59,8 @@ class NotifyActivities:
             rendered,
             key=request.key,
             sender=self.settings.mail_from,
-            to_name=request.to.name,
-            to_email=str(request.to.email),
+            to=request.to,
+            cc=request.cc,
         )
         self.transport.send(message)
         with self.sessions() as session:

@@ -55,6 +55,10 @@ class RecordActivities:
                     setattr(row, field, value)
             if change.stage == "completed":
                 row.completed_at = change.at
+            if change.cancellation is not None:
+                row.cancelled_at = change.cancellation.at
+                row.cancel_reason = change.cancellation.reason
+                row.cancel_note = change.cancellation.note
             if change.previous is not None:
                 left = session.exec(
                     select(StageTransition).where(
@@ -71,7 +75,7 @@ class RecordActivities:
                     StageTransition.stage == change.stage,
                 )
             ).first()
-            if entered is None and change.stage != "completed":
+            if entered is None and not change.stage.ended:
                 session.add(
                     StageTransition(
                         account_id=change.account_id, stage=change.stage, entered_at=change.at
@@ -93,25 +97,30 @@ class RecordActivities:
 
     @activity.defn
     def create_checklist(self, checklist: Checklist) -> ChecklistResult:
+        """Create the checklist rows, or bring their due and done dates up to date."""
         created = 0
         for task in checklist.tasks:
             with self.sessions() as session:
-                exists = session.exec(
+                row = session.exec(
                     select(Task).where(
                         Task.account_id == checklist.account_id, Task.task_id == task.id
                     )
                 ).first()
-                if exists is not None:
+                if row is not None:
+                    row.due_at, row.done_at = task.due_at, task.done_at
+                    session.add(row)
+                    session.commit()
                     continue
                 session.add(
                     Task(
                         account_id=checklist.account_id,
                         task_id=task.id,
-                        stage=checklist.stage,
+                        stage=task.stage,
                         title=task.title,
                         owner=task.owner,
                         required=task.required,
                         due_at=task.due_at,
+                        done_at=task.done_at,
                     )
                 )
                 try:

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from models.journey import Contact, CsmRef, OnboardingRequest, Stage, TouchModel
+from models.journey import Cancellation, Contact, CsmRef, OnboardingRequest, Stage, TouchModel
 
 
 class OnboardingOpened(BaseModel):
@@ -27,6 +27,7 @@ class StageChange(BaseModel):
     contract_signed_at: datetime | None = None
     kickoff_at: datetime | None = None
     first_value_at: datetime | None = None
+    cancellation: Cancellation | None = None
 
 
 class CsmRequest(BaseModel):
@@ -41,11 +42,13 @@ class HandoffRecord(BaseModel):
 
 
 class TaskDue(BaseModel):
+    stage: Stage = Stage.KICKOFF
     id: str
     title: str
     owner: str
     required: bool
     due_at: datetime
+    done_at: datetime | None = None
 
 
 class Checklist(BaseModel):
@@ -68,6 +71,8 @@ class MailTemplate(StrEnum):
     EXPAND = "expand"
     KEEP_LEARNING = "keep_learning"
     DIGEST = "digest"
+    REMINDER = "reminder"
+    FAREWELL = "farewell"
 
 
 class MailContext(BaseModel):
@@ -78,6 +83,10 @@ class MailContext(BaseModel):
     due_at: datetime | None = None
     tasks: list[TaskDue] = []
     digest_number: int = 0
+    step: TaskDue | None = None
+    """The step a reminder is about."""
+    now: datetime | None = None
+    cancellation: Cancellation | None = None
 
 
 class EmailRequest(BaseModel):
@@ -86,6 +95,7 @@ class EmailRequest(BaseModel):
     account_id: str
     template: MailTemplate
     to: Contact
+    cc: list[Contact] = []
     context: MailContext
 
 

@@ -6,11 +6,19 @@ only by adding fields with defaults: a running onboarding must still decode its 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from models.playbook import Playbook
 
@@ -36,6 +44,7 @@ class Stage(StrEnum):
     REVIEW = "review"
     EXPAND = "expand"
     COMPLETED = "completed"
+    CANCELLED = "cancelled"  # off the journey: the customer let go
 
     @property
     def position(self) -> int:
@@ -44,7 +53,15 @@ class Stage(StrEnum):
 
     @property
     def next(self) -> Stage:
-        return list(Stage)[self.position + 1]
+        return JOURNEY[self.position + 1]
+
+    @property
+    def ended(self) -> bool:
+        return self in (Stage.COMPLETED, Stage.CANCELLED)
+
+
+# The stages in order, from deal close to completion.
+JOURNEY = list(Stage)[: list(Stage).index(Stage.COMPLETED) + 1]
 
 
 class Milestone(StrEnum):
@@ -188,6 +205,96 @@ class OnboardingStatus(BaseModel):
     first_value_at: datetime | None
     everboarding_workflow_id: str | None
     history: list[StageVisit]
+    tasks: list[TaskStatus] = []
+    overdue: list[str] = Field(
+        default=[], description='What is past its deadline: "stage" or task ids.'
+    )
+    paused_since: datetime | None = None
+    cancellation: Cancellation | None = None
+
+
+class TaskSignal(BaseModel):
+    """Payload of the `task_done` signal (a system reports a checklist step done)."""
+
+    task_id: str
+    by: str
+    at: AwareDatetime | None = None
+
+
+class CompleteTask(BaseModel):
+    """Input of the `complete_task` update."""
+
+    task_id: str
+    by: str
+    note: str | None = None
+
+
+class ExtendDeadline(BaseModel):
+    """Input of the `extend_deadline` update: a task's deadline, or the stage's when `task_id`
+    is None; either a new due time or an amount to add."""
+
+    task_id: str | None = None
+    due_at: AwareDatetime | None = None
+    extend_by: timedelta | None = None
+    reason: Name
+    by: str
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ExtendDeadline:
+        if (self.due_at is None) == (self.extend_by is None):
+            raise ValueError("give either due_at or extend_by")
+        return self
+
+
+class PauseClock(BaseModel):
+    by: str
+    reason: Name
+
+
+class ResumeClock(BaseModel):
+    by: str
+
+
+class CancelReason(StrEnum):
+    WRONG_FEATURES = "wrong_features"
+    MISSING_FEATURES = "missing_features"
+    PRICE = "price"
+    TOO_HARD = "too_hard"
+    NO_VALUE = "no_value"
+    OTHER = "other"
+
+
+class Cancel(BaseModel):
+    """Input of the `cancel` update: the customer lets go."""
+
+    reason: CancelReason
+    note: str | None = None
+    by: str
+
+
+class Cancellation(Cancel):
+    at: datetime
+    stage: Stage
+
+
+class TaskStatus(BaseModel):
+    id: str
+    title: str
+    owner: str
+    stage: Stage
+    required: bool
+    due_at: datetime
+    done_at: datetime | None = None
+    done_by: str | None = None
+    reminders_sent: int = 0
+    last_reminded_at: datetime | None = None
+    extended_by: timedelta = timedelta(0)
+    active_from: datetime | None = Field(
+        default=None, description="When its stage was entered; no reminders before."
+    )
+
+    def overdue(self, now: datetime) -> bool:
+        return self.done_at is None and now > self.due_at
 
 
 class MilestoneResult(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
@@ -74,6 +74,39 @@ class StagePlan(BaseModel):
         description="The stage ends by itself once its entry actions are done (no milestone).",
     )
     tasks: list[TaskPlan] = []
+    tasks_complete_stage: bool = Field(
+        default=False,
+        description="Completing the stage's last required task records its milestone.",
+    )
+
+
+Owner = Literal["customer", "csm", "se", "ae"]
+Recipient = Literal["champion", "csm", "ae"]
+
+
+class ReminderPolicy(BaseModel):
+    """When reminders go out around a due time, and to whom (by the owner of the step)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    before: list[Duration] = [timedelta(days=2)]
+    at_due: bool = True
+    overdue_every: Duration = timedelta(days=3)
+    overdue_max: int = Field(default=3, ge=0, description="Overdue reminders, at most.")
+    recipients: dict[Owner, list[Recipient]] = {
+        "customer": ["champion"],
+        "csm": ["csm"],
+        "se": ["csm"],
+        "ae": ["ae"],
+    }
+
+    def schedule(self, due: datetime) -> list[datetime]:
+        """Every reminder time for a step due at `due`, in order."""
+        times = {due - lead for lead in self.before}
+        if self.at_due:
+            times.add(due)
+        times |= {due + self.overdue_every * n for n in range(1, self.overdue_max + 1)}
+        return sorted(times)
 
 
 class StageOverride(BaseModel):
@@ -84,12 +117,14 @@ class StageOverride(BaseModel):
     deadline: Duration | None = None
     automated: bool | None = None
     tasks: list[TaskPlan] | None = None
+    tasks_complete_stage: bool | None = None
 
 
 class TouchModelOverride(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stages: dict[StageName, StageOverride] = {}
+    reminders: ReminderPolicy | None = None
 
 
 class EverboardingPlan(BaseModel):
@@ -106,6 +141,10 @@ class PlaybookFile(BaseModel):
     description: str = ""
     stages: dict[StageName, StagePlan]
     touch_models: dict[TouchModelName, TouchModelOverride] = {}
+    reminders: ReminderPolicy = ReminderPolicy()
+    max_extension: Duration = Field(
+        default=timedelta(days=30), description="How far a CSM may move one deadline in total."
+    )
     everboarding: EverboardingPlan = EverboardingPlan()
 
     @model_validator(mode="after")
@@ -126,7 +165,12 @@ class PlaybookFile(BaseModel):
                 )
             stages[stage] = plan
         return Playbook(
-            name=name, touch_model=touch_model, stages=stages, everboarding=self.everboarding
+            name=name,
+            touch_model=touch_model,
+            stages=stages,
+            reminders=override.reminders or self.reminders,
+            max_extension=self.max_extension,
+            everboarding=self.everboarding,
         )
 
 
@@ -136,6 +180,9 @@ class Playbook(BaseModel):
     name: str
     touch_model: str
     stages: dict[str, StagePlan]
+    # Defaults keep onboardings started before reminders existed decodable.
+    reminders: ReminderPolicy = ReminderPolicy()
+    max_extension: timedelta = timedelta(days=30)
     everboarding: EverboardingPlan
 
     def stage(self, stage: str) -> StagePlan:

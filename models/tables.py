@@ -68,6 +68,9 @@ class Onboarding(SQLModel, table=True):
     kickoff_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     first_value_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     completed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    cancel_reason: str | None = None
+    cancel_note: str | None = None
 
 
 class StageTransition(SQLModel, table=True):

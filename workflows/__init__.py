@@ -9,6 +9,7 @@ TASK_QUEUE = "onboarding"
 MEMO_STAGE = "stage"
 MEMO_CSM = "csm_id"
 MEMO_NEXT_DEADLINE = "next_deadline"
+MEMO_OVERDUE = "overdue"
 
 
 def onboarding_id(account_id: str) -> str:

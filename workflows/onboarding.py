@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -24,24 +25,49 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.everboarding import EverboardingInput
     from models.journey import (
+        Cancel,
+        Cancellation,
         CompleteMilestone,
+        CompleteTask,
         Contact,
         CsmRef,
+        ExtendDeadline,
         Milestone,
         MilestoneRecord,
         MilestoneResult,
         MilestoneSignal,
         OnboardingInput,
         OnboardingStatus,
+        PauseClock,
+        ResumeClock,
         Stage,
         StageVisit,
+        TaskSignal,
+        TaskStatus,
     )
-    from workflows import MEMO_CSM, MEMO_NEXT_DEADLINE, MEMO_STAGE, everboarding_id
+    from workflows import MEMO_CSM, MEMO_NEXT_DEADLINE, MEMO_OVERDUE, MEMO_STAGE, everboarding_id
     from workflows.activity_options import run_activity
+    from workflows.deadlines import STAGE_OWNER, next_reminder, shift
     from workflows.everboarding import EverboardingWorkflow
 
 # The milestone that ends each stage that waits for one.
 STAGE_MILESTONE = {milestone.stage: milestone for milestone in Milestone}
+# The stages whose playbook tasks make up the customer's checklist.
+PLANNED_STAGES = (Stage.KICKOFF, Stage.ADOPT, Stage.REVIEW)
+# workflow.patched id: deadlines, reminders, tasks, pause and cancel.
+DEADLINES_PATCH = "deadlines-v1"
+
+
+def _task_due(task: TaskStatus) -> TaskDue:
+    return TaskDue(
+        stage=task.stage,
+        id=task.id,
+        title=task.title,
+        owner=task.owner,
+        required=task.required,
+        due_at=task.due_at,
+        done_at=task.done_at,
+    )
 
 
 @workflow.defn
@@ -65,6 +91,14 @@ class OnboardingWorkflow:
         self._milestones: dict[Milestone, MilestoneRecord] = {}
         self._csm: CsmRef | None = None
         self._everboarding_id: str | None = None
+        # Deadlines (from the version with reminders on): the current stage's clock, the
+        # checklist, the pause, and a counter handlers bump so the wait loop re-plans.
+        self._stage_clock: TaskStatus | None = None
+        self._tasks: dict[str, TaskStatus] = {}
+        self._unsaved_tasks: set[str] = set()
+        self._paused_at: datetime | None = None
+        self._cancellation: Cancellation | None = None
+        self._changes = 0
         if input.request.contract_signed_at is not None:
             self._milestones[Milestone.CONTRACT_SIGNED] = MilestoneRecord(
                 at=input.request.contract_signed_at,
@@ -75,6 +109,8 @@ class OnboardingWorkflow:
 
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
+        # Onboardings started before deadlines existed replay the plain milestone waits.
+        self._deadlines = workflow.patched(DEADLINES_PATCH)
         self._publish()
         await run_activity(
             RecordActivities.open_onboarding,
@@ -87,6 +123,7 @@ class OnboardingWorkflow:
             summary="open the onboarding record",
         )
         await self._record_stage(previous=None)
+        self._start_stage_clock()
         stage_actions = {
             Stage.DEPART: self._depart,
             Stage.HANDOFF: self._handoff,
@@ -95,18 +132,142 @@ class OnboardingWorkflow:
             Stage.REVIEW: self._review,
             Stage.EXPAND: self._expand,
         }
-        while self._stage is not Stage.COMPLETED:
+        while not self._stage.ended:
             stage = self._stage
             await stage_actions[stage]()
             milestone = STAGE_MILESTONE.get(stage)
             if milestone is not None:
                 if self._playbook.stage(stage).automated and milestone not in self._milestones:
                     self._record(milestone, by="playbook", note="automated for this touch model")
-                await workflow.wait_condition(lambda m=milestone: m in self._milestones)  # type: ignore[misc]
-            await self._advance()
+                if self._deadlines:
+                    await self._wait_keeping_deadlines(milestone)
+                else:
+                    await workflow.wait_condition(lambda m=milestone: m in self._milestones)  # type: ignore[misc]
+            if self._cancellation is not None:
+                await self._let_go()
+            else:
+                await self._advance()
         # Let a late update finish before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
+
+    # --- deadlines and reminders ---------------------------------------------------------
+
+    async def _wait_keeping_deadlines(self, milestone: Milestone) -> None:
+        """Wait for the milestone while reminding on the playbook's cadence.
+
+        The updatable-timer pattern: sleep until the next reminder is due or a handler changes
+        something (a task done, a deadline moved, a pause), then plan again.
+        """
+
+        def settled() -> bool:
+            return milestone in self._milestones or self._cancellation is not None
+
+        while not settled():
+            await self._save_tasks()
+            if self._paused_at is not None:
+                # A paused clock sends nothing; resuming shifts every deadline (see `resume`).
+                await workflow.wait_condition(lambda: self._paused_at is None or settled())
+                continue
+            await self._send_due_reminders()
+            wake_at = self._next_wake()
+            seen = self._changes
+            timeout = max(wake_at - workflow.now(), timedelta(seconds=1)) if wake_at else None
+            # On timeout a reminder is due: the next pass sends it.
+            with suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda seen=seen: self._changes != seen or settled(),  # type: ignore[misc]
+                    timeout=timeout,
+                    timeout_summary="next reminder",
+                )
+        await self._save_tasks()
+
+    def _open_steps(self) -> list[TaskStatus]:
+        """The stage's own deadline and the open tasks of stages reached so far."""
+        steps = [self._stage_clock] if self._stage_clock else []
+        return steps + [
+            task
+            for task in self._tasks.values()
+            if task.done_at is None and task.active_from is not None
+        ]
+
+    def _next_wake(self) -> datetime | None:
+        times = [next_reminder(s, self._playbook.reminders) for s in self._open_steps()]
+        return min((t for t in times if t is not None), default=None)
+
+    async def _send_due_reminders(self) -> None:
+        now = workflow.now()
+        for step in self._open_steps():
+            due = next_reminder(step, self._playbook.reminders)
+            if due is None or due > now:
+                continue
+            step.reminders_sent += 1
+            step.last_reminded_at = now
+            owner = STAGE_OWNER[step.stage] if step is self._stage_clock else step.owner
+            people = [
+                person
+                for role in self._playbook.reminders.recipients.get(owner, [])  # type: ignore[call-overload]
+                if (person := self._person(role)) is not None
+            ]
+            if not people:
+                continue
+            what = "deadline" if step is self._stage_clock else f"task:{step.id}"
+            await self._mail(
+                MailTemplate.REMINDER,
+                f"{step.stage}:{what}:reminder:{step.reminders_sent}",
+                people[0],
+                cc=people[1:],
+                step=step,
+            )
+            self._publish()
+
+    def _person(self, role: str) -> Contact | None:
+        if role == "champion":
+            return self._champion
+        if role == "csm":
+            return Contact(name=self._csm.name, email=self._csm.email) if self._csm else None
+        ae = self._request.account_executive
+        return Contact(name=ae.name, email=ae.email)
+
+    def _start_stage_clock(self) -> None:
+        """Give the entered stage its deadline and activate its tasks' due dates."""
+        if not self._deadlines:
+            return
+        entered = self._history[-1].entered_at
+        self._stage_clock = None
+        if self._stage in STAGE_OWNER and not self._playbook.stage(self._stage).automated:
+            self._stage_clock = TaskStatus(
+                id="stage",
+                title=f"finish {self._stage}",
+                owner=STAGE_OWNER[self._stage],
+                stage=self._stage,
+                required=True,
+                due_at=entered + self._playbook.stage(self._stage).deadline,
+                active_from=entered,
+            )
+        if self._stage in PLANNED_STAGES:
+            for plan in self._playbook.stage(self._stage).tasks:
+                task = self._tasks.get(plan.id)
+                if task is not None and task.done_at is None:
+                    # A task counts from the day its stage really starts.
+                    task.due_at = entered + plan.due + task.extended_by
+                    task.active_from = entered
+                    self._unsaved_tasks.add(task.id)
+
+    async def _save_tasks(self) -> None:
+        if not self._unsaved_tasks:
+            return
+        tasks = [self._tasks[task_id] for task_id in sorted(self._unsaved_tasks)]
+        self._unsaved_tasks.clear()
+        await run_activity(
+            RecordActivities.create_checklist,
+            Checklist(
+                account_id=self._request.account_id,
+                stage=self._stage,
+                tasks=[_task_due(task) for task in tasks],
+            ),
+            summary=f"update {len(tasks)} checklist task(s)",
+        )
 
     # --- the stages' entry actions -------------------------------------------------------
 
@@ -134,6 +295,19 @@ class OnboardingWorkflow:
 
     async def _kickoff(self) -> None:
         checklist = self._checklist()
+        if self._deadlines:
+            entered = self._history[-1].entered_at
+            for task in checklist:
+                stage = task.stage
+                self._tasks[task.id] = TaskStatus(
+                    id=task.id,
+                    title=task.title,
+                    owner=task.owner,
+                    stage=stage,
+                    required=task.required,
+                    due_at=task.due_at,
+                    active_from=entered if stage is Stage.KICKOFF else None,
+                )
         await run_activity(
             RecordActivities.create_checklist,
             Checklist(account_id=self._request.account_id, stage=Stage.KICKOFF, tasks=checklist),
@@ -182,7 +356,22 @@ class OnboardingWorkflow:
         self._history[-1].exited_at = now
         self._stage = previous.next
         self._history.append(StageVisit(stage=self._stage, entered_at=now))
+        self._start_stage_clock()
         self._publish()
+        await self._record_stage(previous=previous)
+
+    async def _let_go(self) -> None:
+        """The customer cancelled: no more timers, a thank-you with the exit survey, no
+        everboarding."""
+        assert self._cancellation is not None
+        now = workflow.now()
+        previous = self._stage
+        self._history[-1].exited_at = now
+        self._stage = Stage.CANCELLED
+        self._history.append(StageVisit(stage=Stage.CANCELLED, entered_at=now))
+        self._stage_clock = None
+        self._publish()
+        await self._mail(MailTemplate.FAREWELL, "cancelled:farewell", self._champion)
         await self._record_stage(previous=previous)
 
     def _publish(self) -> None:
@@ -194,12 +383,15 @@ class OnboardingWorkflow:
                 MEMO_STAGE: self._stage.value,
                 MEMO_CSM: self._csm.id if self._csm else None,
                 MEMO_NEXT_DEADLINE: deadline.isoformat() if deadline else None,
+                MEMO_OVERDUE: bool(self._deadlines and self._overdue()),
             }
         )
         lines = [
             f"**Stage:** {self._stage}",
             f"**Next deadline:** {f'{deadline:%Y-%m-%d %H:%M} UTC' if deadline else '-'}",
             f"**CSM:** {self._csm.id if self._csm else 'not assigned yet'}",
+            f"**Overdue:** {', '.join(self._overdue()) if self._deadlines else '-'}",
+            f"**Clock:** {'paused' if self._paused_at else 'running'}",
             "",
             *(f"- {'✅' if m in self._milestones else '⬜'} {m}" for m in Milestone),
         ]
@@ -219,6 +411,7 @@ class OnboardingWorkflow:
                 contract_signed_at=at(Milestone.CONTRACT_SIGNED),
                 kickoff_at=at(Milestone.KICKOFF_HELD),
                 first_value_at=at(Milestone.INTEGRATION_DONE),
+                cancellation=self._cancellation,
             ),
             summary=f"record stage {self._stage}",
         )
@@ -228,10 +421,11 @@ class OnboardingWorkflow:
         the previous one's deadline ends, so the customer sees a date on every step."""
         tasks = []
         stage_start = self._history[-1].entered_at
-        for stage in (Stage.KICKOFF, Stage.ADOPT, Stage.REVIEW):
+        for stage in PLANNED_STAGES:
             plan = self._playbook.stage(stage)
             tasks += [
                 TaskDue(
+                    stage=stage,
                     id=task.id,
                     title=task.title,
                     owner=task.owner,
@@ -244,7 +438,13 @@ class OnboardingWorkflow:
         return tasks
 
     async def _mail(
-        self, template: MailTemplate, key: str, to: Contact, tasks: list[TaskDue] | None = None
+        self,
+        template: MailTemplate,
+        key: str,
+        to: Contact,
+        tasks: list[TaskDue] | None = None,
+        cc: list[Contact] | None = None,
+        step: TaskStatus | None = None,
     ) -> None:
         await run_activity(
             NotifyActivities.send_email,
@@ -253,11 +453,15 @@ class OnboardingWorkflow:
                 account_id=self._request.account_id,
                 template=template,
                 to=to,
+                cc=cc or [],
                 context=MailContext(
                     account=self._request,
                     csm=self._csm,
                     due_at=self._next_deadline(),
                     tasks=tasks or [],
+                    step=_task_due(step) if step else None,
+                    now=workflow.now(),
+                    cancellation=self._cancellation,
                 ),
             ),
             summary=f"mail: {template}",
@@ -325,12 +529,172 @@ class OnboardingWorkflow:
         if update.at is not None and update.at > workflow.now() + timedelta(minutes=5):
             raise ValueError(f"at {update.at.isoformat()} is in the future")
 
+    # --- checklist tasks, deadlines, pause, cancel ---------------------------------------
+
+    def _check_task(self, task_id: str) -> TaskStatus:
+        task = self._tasks.get(task_id)
+        if task is None:
+            known = ", ".join(self._tasks) or "none yet (the checklist is made at kickoff)"
+            raise ValueError(
+                f"unknown task {task_id!r} for {self._request.account_id}; tasks: {known}"
+            )
+        return task
+
+    def _finish_task(self, task: TaskStatus, by: str, at: datetime | None = None) -> None:
+        task.done_at = at or workflow.now()
+        task.done_by = by
+        self._unsaved_tasks.add(task.id)
+        self._changes += 1
+        plan = self._playbook.stage(task.stage)
+        milestone = STAGE_MILESTONE.get(task.stage)
+        required = [t for t in self._tasks.values() if t.stage is task.stage and t.required]
+        if (
+            plan.tasks_complete_stage
+            and milestone is not None
+            and all(t.done_at is not None for t in required)
+            and milestone not in self._milestones
+            and all(m in self._milestones for m in milestone.prerequisites)
+        ):
+            self._record(milestone, by="checklist", note=f"all required {task.stage} tasks done")
+        self._publish()
+
+    @workflow.signal
+    def task_done(self, signal: TaskSignal) -> None:
+        task = self._tasks.get(signal.task_id)
+        if task is None or task.done_at is not None:
+            workflow.logger.info("task_done for %s ignored (unknown or done)", signal.task_id)
+            return
+        self._finish_task(task, signal.by, signal.at)
+
+    @workflow.update
+    def complete_task(self, update: CompleteTask) -> TaskStatus:
+        task = self._tasks[update.task_id]
+        self._finish_task(task, update.by)
+        return task
+
+    @complete_task.validator
+    def _validate_complete_task(self, update: CompleteTask) -> None:
+        self._check_running()
+        task = self._check_task(update.task_id)
+        if task.done_at is not None:
+            raise ValueError(
+                f"task {task.id} was already done at {task.done_at:%Y-%m-%d %H:%M} UTC "
+                f"by {task.done_by}"
+            )
+
+    def _extension_target(self, update: ExtendDeadline) -> TaskStatus:
+        if update.task_id is None:
+            if self._stage_clock is None:
+                raise ValueError(f"stage {self._stage} has no deadline to move")
+            return self._stage_clock
+        return self._check_task(update.task_id)
+
+    def _new_due(self, step: TaskStatus, update: ExtendDeadline) -> datetime:
+        return update.due_at if update.due_at is not None else step.due_at + update.extend_by  # type: ignore[operator]
+
+    @workflow.update
+    def extend_deadline(self, update: ExtendDeadline) -> TaskStatus:
+        step = self._extension_target(update)
+        new_due = self._new_due(step, update)
+        step.extended_by += new_due - step.due_at
+        step.due_at = new_due
+        if step is not self._stage_clock:
+            self._unsaved_tasks.add(step.id)
+        self._changes += 1
+        self._publish()
+        return step
+
+    @extend_deadline.validator
+    def _validate_extend_deadline(self, update: ExtendDeadline) -> None:
+        self._check_running()
+        step = self._extension_target(update)
+        if step.done_at is not None:
+            raise ValueError(f"task {step.id} is already done")
+        new_due = self._new_due(step, update)
+        if new_due <= workflow.now():
+            raise ValueError(f"{new_due:%Y-%m-%d %H:%M} UTC is in the past")
+        if new_due <= step.due_at:
+            raise ValueError(
+                f"{new_due:%Y-%m-%d %H:%M} UTC is not later than the current deadline "
+                f"{step.due_at:%Y-%m-%d %H:%M} UTC"
+            )
+        allowed = self._playbook.max_extension - step.extended_by
+        if new_due - step.due_at > allowed:
+            raise ValueError(
+                f"the playbook allows moving this deadline by {self._playbook.max_extension} "
+                f"in total; {allowed} is left"
+            )
+
+    @workflow.update
+    def pause(self, update: PauseClock) -> OnboardingStatus:
+        self._paused_at = workflow.now()
+        self._changes += 1
+        self._publish()
+        workflow.logger.info("clock paused by %s: %s", update.by, update.reason)
+        return self.status()
+
+    @pause.validator
+    def _validate_pause(self, update: PauseClock) -> None:
+        self._check_running()
+        if self._paused_at is not None:
+            raise ValueError(
+                f"the clock is already paused since {self._paused_at:%Y-%m-%d %H:%M} UTC"
+            )
+
+    @workflow.update
+    def resume(self, update: ResumeClock) -> OnboardingStatus:
+        assert self._paused_at is not None
+        paused_for = workflow.now() - self._paused_at
+        for step in [self._stage_clock, *self._tasks.values()]:
+            if step is not None and step.done_at is None:
+                shift(step, paused_for)
+                if step is not self._stage_clock:
+                    self._unsaved_tasks.add(step.id)
+        self._paused_at = None
+        self._changes += 1
+        self._publish()
+        return self.status()
+
+    @resume.validator
+    def _validate_resume(self, update: ResumeClock) -> None:
+        self._check_running()
+        if self._paused_at is None:
+            raise ValueError("the clock is not paused")
+
+    @workflow.update
+    def cancel(self, update: Cancel) -> OnboardingStatus:
+        self._cancellation = Cancellation(
+            **update.model_dump(), at=workflow.now(), stage=self._stage
+        )
+        self._changes += 1
+        return self.status()
+
+    @cancel.validator
+    def _validate_cancel(self, update: Cancel) -> None:
+        self._check_running()
+        if self._stage is Stage.EXPAND:
+            raise ValueError("the onboarding is finishing; end the everboarding instead")
+
+    def _check_running(self) -> None:
+        if not self._deadlines:
+            raise ValueError("this onboarding started before deadlines existed")
+        if self._stage.ended or self._cancellation is not None:
+            raise ValueError(
+                f"the onboarding of {self._request.account_id} has ended ({self._stage})"
+            )
+
     # --- status --------------------------------------------------------------------------
 
     def _next_deadline(self) -> datetime | None:
-        if self._stage is Stage.COMPLETED:
+        if self._stage.ended:
             return None
+        if self._deadlines:
+            return min((step.due_at for step in self._open_steps()), default=None)
         return self._history[-1].entered_at + self._playbook.stage(self._stage).deadline
+
+    def _overdue(self) -> list[str]:
+        now = workflow.now()
+        return [step.id for step in self._open_steps() if step.overdue(now)]
 
     def _applied(self, milestone: Milestone) -> bool:
         """Recorded, and its stage is behind us."""
@@ -359,4 +723,8 @@ class OnboardingWorkflow:
             ),
             everboarding_workflow_id=self._everboarding_id,
             history=self._history,
+            tasks=list(self._tasks.values()),
+            overdue=self._overdue(),
+            paused_since=self._paused_at,
+            cancellation=self._cancellation,
         )
