@@ -11,6 +11,7 @@ Exit codes: 0 done, 1 refused or failed (the message says why), 2 wrong usage.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -37,13 +38,24 @@ from temporalio.service import RPCError, RPCStatusCode
 from config import Settings, connect_temporal
 from models.journey import (
     AwareDatetime,
+    Cancel,
+    CancelReason,
     CompleteMilestone,
+    CompleteTask,
+    ExtendDeadline,
     Milestone,
     OnboardingInput,
     OnboardingRequest,
     OnboardingStatus,
+    PauseClock,
+    ResumeClock,
 )
-from models.playbook import PlaybookError, format_validation_error, load_playbook
+from models.playbook import (
+    PlaybookError,
+    format_validation_error,
+    load_playbook,
+    parse_duration,
+)
 from workflows import MEMO_CSM, MEMO_NEXT_DEADLINE, MEMO_STAGE, TASK_QUEUE, onboarding_id
 from workflows.onboarding import OnboardingWorkflow
 
@@ -186,19 +198,11 @@ def signal(
     when = _parse_at(at)
 
     async def go() -> None:
-        handle = await _existing(await connect(), account)
-        try:
-            result = await handle.execute_update(
-                OnboardingWorkflow.complete_milestone,
-                CompleteMilestone(milestone=milestone, by=by, at=when, note=note),
-            )
-        except WorkflowUpdateFailedError as error:
-            reason = error.cause.message if error.cause else str(error)  # type: ignore[attr-defined]
-            raise Failure(f"rejected: {reason}") from None
-        except RPCError as error:
-            if _is_not_found(error):
-                raise Failure(f"the onboarding of {account} has already ended") from None
-            raise
+        result = await _update(
+            account,
+            OnboardingWorkflow.complete_milestone,
+            CompleteMilestone(milestone=milestone, by=by, at=when, note=note),
+        )
         if result.milestone.stage is result.stage:
             out.print(f"accepted: {milestone} recorded for {account}; stage {result.stage} done")
         else:
@@ -206,6 +210,134 @@ def signal(
                 f"accepted: {milestone} recorded early for {account} (now in {result.stage}); "
                 f"it applies when {milestone.stage} is reached"
             )
+
+    run(go())
+
+
+async def _update(account: str, update: Any, arg: BaseModel) -> Any:
+    """Send a CSM's update; a rejection becomes the validator's reason, exit 1."""
+    handle = await _existing(await connect(), account)
+    try:
+        return await handle.execute_update(update, arg)
+    except WorkflowUpdateFailedError as error:
+        reason = error.cause.message if error.cause else str(error)  # type: ignore[attr-defined]
+        raise Failure(f"rejected: {reason}") from None
+    except RPCError as error:
+        if _is_not_found(error):
+            raise Failure(f"the onboarding of {account} has already ended") from None
+        raise
+
+
+ACCOUNT = Annotated[str, typer.Argument(help="The account id (slug), e.g. acme.")]
+WHO = Annotated[str, typer.Option("--by", help="Who does it, e.g. csm-007.")]
+
+
+@app.command()
+def task(
+    account: ACCOUNT,
+    task_id: Annotated[str, typer.Argument(help="The checklist task, e.g. add-users.")],
+    by: WHO,
+    done: Annotated[bool, typer.Option("--done", help="Mark the task done.")] = False,
+    note: Annotated[str | None, typer.Option(help="A short note for the record.")] = None,
+) -> None:
+    """Mark a checklist task done (its reminders stop)."""
+    if not done:
+        raise typer.BadParameter("say --done (the only action on a task so far)")
+
+    async def go() -> None:
+        result = await _update(
+            account,
+            OnboardingWorkflow.complete_task,
+            CompleteTask(task_id=task_id, by=by, note=note),
+        )
+        out.print(f"accepted: task {result.id} of {account} done")
+
+    run(go())
+
+
+def _parse_extension(value: str) -> tuple[datetime | None, timedelta | None]:
+    """`+7d` adds to the deadline (due_at, extend_by); an ISO 8601 time with zone sets it."""
+    if value.startswith("+"):
+        amount = parse_duration(value[1:])
+        if not isinstance(amount, timedelta):
+            raise typer.BadParameter(f"{value!r}: use +90s, +30m, +36h, +7d or +2w")
+        return None, amount
+    return _parse_at(value), None
+
+
+@app.command()
+def extend(
+    account: ACCOUNT,
+    to: Annotated[
+        str, typer.Option("--by", help="+7d to add to the deadline, or a new due time (ISO 8601).")
+    ],
+    reason: Annotated[str, typer.Option(help="Why, for the record.")],
+    task_id: Annotated[
+        str | None, typer.Option("--task", help="The task; without it, the stage's deadline.")
+    ] = None,
+    who: Annotated[str, typer.Option("--who", help="Who moves it.")] = getpass.getuser(),
+) -> None:
+    """Move a deadline; its reminders follow."""
+    due_at, extend_by = _parse_extension(to)
+    try:
+        request = ExtendDeadline(
+            task_id=task_id,
+            due_at=due_at,
+            extend_by=extend_by,
+            reason=reason,
+            by=who,
+        )
+    except ValidationError as error:
+        raise typer.BadParameter(format_validation_error(error)) from None
+
+    async def go() -> None:
+        result = await _update(account, OnboardingWorkflow.extend_deadline, request)
+        out.print(f"accepted: {task_id or 'the stage'} of {account} now due {_when(result.due_at)}")
+
+    run(go())
+
+
+@app.command()
+def pause(
+    account: ACCOUNT,
+    by: WHO,
+    reason: Annotated[str, typer.Option(help="What the onboarding waits on.")],
+) -> None:
+    """Stop the clock: no reminders, and paused time does not count against deadlines."""
+
+    async def go() -> None:
+        await _update(account, OnboardingWorkflow.pause, PauseClock(by=by, reason=reason))
+        out.print(f"accepted: the clock of {account} is paused")
+
+    run(go())
+
+
+@app.command()
+def resume(account: ACCOUNT, by: WHO) -> None:
+    """Restart the clock; every open deadline moves by the time paused."""
+
+    async def go() -> None:
+        result = await _update(account, OnboardingWorkflow.resume, ResumeClock(by=by))
+        out.print(
+            f"accepted: the clock of {account} runs again; next deadline "
+            f"{_when(result.next_deadline)}"
+        )
+
+    run(go())
+
+
+@app.command()
+def cancel(
+    account: ACCOUNT,
+    reason: Annotated[CancelReason, typer.Option(help="Why the customer lets go.")],
+    note: Annotated[str | None, typer.Option(help="What they said.")] = None,
+    by: Annotated[str, typer.Option(help="Who records it.")] = getpass.getuser(),
+) -> None:
+    """End the onboarding: thank the customer, send the exit survey, start no everboarding."""
+
+    async def go() -> None:
+        await _update(account, OnboardingWorkflow.cancel, Cancel(reason=reason, note=note, by=by))
+        out.print(f"accepted: the onboarding of {account} is cancelled ({reason})")
 
     run(go())
 
@@ -296,6 +428,15 @@ def _print_status(report: StatusReport) -> None:
     facts.add_row("Next deadline", _when(report.next_deadline))
     facts.add_row("CSM", report.csm_id or "not assigned yet")
     facts.add_row("First value", _when(report.first_value_at))
+    if report.overdue:
+        facts.add_row("Overdue", "[red]" + ", ".join(report.overdue) + "[/red]")
+    if report.paused_since:
+        facts.add_row("Clock", f"paused since {_when(report.paused_since)}")
+    if report.cancellation:
+        c = report.cancellation
+        facts.add_row(
+            "Cancelled", f"{_when(c.at)} in {c.stage} by {c.by}: {c.reason} {c.note or ''}"
+        )
     if report.pending_milestones:
         facts.add_row("Recorded early", ", ".join(report.pending_milestones))
     if report.everboarding_workflow_id:
@@ -314,6 +455,16 @@ def _print_status(report: StatusReport) -> None:
         else:
             milestones.add_row(milestone, "-", "", "")
     out.print(milestones)
+
+    if report.tasks:
+        tasks = Table(title="Checklist", title_justify="left")
+        for column in ("task", "stage", "owner", "due", "done", "reminders"):
+            tasks.add_column(column)
+        for t in sorted(report.tasks, key=lambda t: t.due_at):
+            done = f"{_when(t.done_at)} by {t.done_by}" if t.done_at else "-"
+            due = _when(t.due_at) + (f" (+{t.extended_by})" if t.extended_by else "")
+            tasks.add_row(t.id, t.stage, t.owner, due, done, str(t.reminders_sent))
+        out.print(tasks)
 
     history = Table(title="Stage history", title_justify="left")
     for column in ("stage", "entered", "exited", "days"):

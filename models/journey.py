@@ -186,33 +186,6 @@ class CsmRef(BaseModel):
     email: str
 
 
-class OnboardingStatus(BaseModel):
-    """The `status` query's answer."""
-
-    account_id: str
-    account_name: str
-    plan: Plan
-    touch_model: TouchModel
-    playbook: str
-    stage: Stage
-    stage_entered_at: datetime
-    next_deadline: datetime | None
-    csm_id: str | None
-    milestones: dict[Milestone, MilestoneRecord]
-    pending_milestones: list[Milestone] = Field(
-        description="Recorded early; applied when their stage is reached."
-    )
-    first_value_at: datetime | None
-    everboarding_workflow_id: str | None
-    history: list[StageVisit]
-    tasks: list[TaskStatus] = []
-    overdue: list[str] = Field(
-        default=[], description='What is past its deadline: "stage" or task ids.'
-    )
-    paused_since: datetime | None = None
-    cancellation: Cancellation | None = None
-
-
 class TaskSignal(BaseModel):
     """Payload of the `task_done` signal (a system reports a checklist step done)."""
 
@@ -303,3 +276,30 @@ class MilestoneResult(BaseModel):
     milestone: Milestone
     recorded_at: datetime
     stage: Stage = Field(description="The onboarding's stage once the milestone was applied.")
+
+
+class OnboardingStatus(BaseModel):
+    """The `status` query's answer."""
+
+    account_id: str
+    account_name: str
+    plan: Plan
+    touch_model: TouchModel
+    playbook: str
+    stage: Stage
+    stage_entered_at: datetime
+    next_deadline: datetime | None
+    csm_id: str | None
+    milestones: dict[Milestone, MilestoneRecord]
+    pending_milestones: list[Milestone] = Field(
+        description="Recorded early; applied when their stage is reached."
+    )
+    first_value_at: datetime | None
+    everboarding_workflow_id: str | None
+    history: list[StageVisit]
+    tasks: list[TaskStatus] = []
+    overdue: list[str] = Field(
+        default=[], description='What is past its deadline: "stage" or task ids.'
+    )
+    paused_since: datetime | None = None
+    cancellation: Cancellation | None = None

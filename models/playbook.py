@@ -27,7 +27,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def _parse_duration(value: object) -> object:
+def parse_duration(value: object) -> object:
     """Accept `14d`, `36h`, `90s`, `30m`, `2w`; anything else goes on to pydantic (ISO 8601)."""
     if isinstance(value, str) and (match := _DURATION.match(value)):
         return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
@@ -42,7 +42,7 @@ def _positive(value: timedelta) -> timedelta:
 
 Duration = Annotated[
     timedelta,
-    BeforeValidator(_parse_duration),
+    BeforeValidator(parse_duration),
     AfterValidator(_positive),
     Field(description="e.g. 14d, 36h, 90s"),
 ]

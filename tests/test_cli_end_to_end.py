@@ -269,3 +269,49 @@ def test_worker_refuses_a_broken_roster_and_names_the_field(
     assert result.returncode == 1
     assert "csms.0.touch_models.0" in result.stderr and str(roster) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_csm_commands_for_tasks_deadlines_pause_and_cancel(
+    app_env: dict[str, str], worker_process
+) -> None:
+    assert starter(app_env, "start", "--from-file", "examples/deal-demo.json").returncode == 0
+    for milestone, who in (("contract-signed", "ae-001"), ("kickoff-held", "csm-007")):
+        result = starter(app_env, "signal", "demo-acme", milestone, "--by", who)
+        assert result.returncode == 0, result.stderr
+    wait_for_stage(app_env, "demo-acme", "adopt")
+
+    done = starter(app_env, "task", "demo-acme", "add-users", "--done", "--by", "csm-007")
+    assert done.returncode == 0 and "task add-users of demo-acme done" in done.stdout, done.stderr
+    assert starter(app_env, "task", "demo-acme", "add-users", "--by", "csm-007").returncode == 2
+
+    before = {t["id"]: t for t in status_json(app_env, "demo-acme")["tasks"]}["configure"]
+    moved = starter(
+        app_env, "extend", "demo-acme", "--task", "configure", "--by", "+2m", "--reason", "holiday"
+    )
+    assert moved.returncode == 0 and "configure of demo-acme now due" in moved.stdout, moved.stderr
+    after = {t["id"]: t for t in status_json(app_env, "demo-acme")["tasks"]}["configure"]
+    assert after["extended_by"] == "PT2M" and after["due_at"] > before["due_at"]
+    too_far = starter(
+        app_env, "extend", "demo-acme", "--task", "configure", "--by", "+20m", "--reason", "x"
+    )
+    assert too_far.returncode == 1 and "allows moving this deadline by" in too_far.stderr
+    bad = starter(app_env, "extend", "demo-acme", "--by", "+soon", "--reason", "x")
+    assert bad.returncode == 2 and "+7d" in bad.stderr
+
+    assert (
+        starter(app_env, "pause", "demo-acme", "--by", "csm-007", "--reason", "IT").returncode == 0
+    )
+    twice = starter(app_env, "pause", "demo-acme", "--by", "csm-007", "--reason", "IT")
+    assert twice.returncode == 1 and "already paused" in twice.stderr
+    assert status_json(app_env, "demo-acme")["paused_since"] is not None
+    resumed = starter(app_env, "resume", "demo-acme", "--by", "csm-007")
+    assert resumed.returncode == 0 and "runs again" in resumed.stdout
+
+    wrong = starter(app_env, "cancel", "demo-acme", "--reason", "too-expensive")
+    assert wrong.returncode == 2 and "price" in wrong.stderr
+    cancelled = starter(app_env, "cancel", "demo-acme", "--reason", "price", "--note", "budget")
+    assert cancelled.returncode == 0, cancelled.stderr
+    status = wait_for_stage(app_env, "demo-acme", "cancelled")
+    assert status["cancellation"]["reason"] == "price"
+    assert status["everboarding_workflow_id"] is None
+    assert (Path(app_env["OUTBOX_DIR"]) / "onboarding-demo-acme_cancelled_farewell.eml").exists()

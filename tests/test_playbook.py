@@ -89,5 +89,28 @@ def test_invalid_playbook_names_file_and_field(tmp_path: Path, text: str, field:
 
 
 def test_unknown_playbook_lists_the_known_ones() -> None:
-    with pytest.raises(PlaybookError, match=r"unknown playbook 'gold' \(known: standard\)"):
+    with pytest.raises(PlaybookError, match=r"unknown playbook 'gold' \(known: demo, standard\)"):
         load_playbook(ROOT / "playbooks", "gold")
+
+
+def test_demo_playbook_has_the_standard_shape_in_minutes() -> None:
+    standard = load_playbook(ROOT / "playbooks", "standard").resolve("standard", "high")
+    demo = load_playbook(ROOT / "playbooks", "demo").resolve("demo", "high")
+    for stage, plan in standard.stages.items():
+        assert [t.id for t in demo.stage(stage).tasks] == [t.id for t in plan.tasks]
+        assert demo.stage(stage).deadline <= timedelta(minutes=5)
+    assert demo.reminders.before == [timedelta(seconds=20)]
+
+
+def test_reminder_schedule_before_at_and_overdue() -> None:
+    from datetime import UTC, datetime
+
+    policy = load_playbook(ROOT / "playbooks", "standard").resolve("standard", "high").reminders
+    due = datetime(2026, 3, 12, 9, 0, tzinfo=UTC)
+    assert policy.schedule(due) == [
+        due - timedelta(days=2),
+        due,
+        due + timedelta(days=3),
+        due + timedelta(days=6),
+        due + timedelta(days=9),
+    ]

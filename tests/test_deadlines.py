@@ -1,0 +1,255 @@
+"""Deadlines, reminders, extensions, the paused clock and cancellation, across simulated
+weeks on the time-skipping server, asserting the exact mails and rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session, select
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from models.journey import (
+    Cancel,
+    CancelReason,
+    CompleteTask,
+    ExtendDeadline,
+    OnboardingInput,
+    PauseClock,
+    ResumeClock,
+    Stage,
+    TaskSignal,
+)
+from models.playbook import PlaybookFile
+from models.tables import Onboarding, Task
+from tests.conftest import Mailbox, deal, eventually
+from workflows.onboarding import OnboardingWorkflow
+
+# A small playbook: the deal is signed, kickoff is automated, so the onboarding sits in Adopt
+# from the start with one customer task due after 7 days.
+PLAYBOOK = PlaybookFile.model_validate(
+    {
+        "stages": {
+            "depart": {"deadline": "14d"},
+            "handoff": {"deadline": "2d"},
+            "kickoff": {"deadline": "3d", "automated": True},
+            "adopt": {
+                "deadline": "30d",
+                "tasks": [{"id": "add-users", "title": "Add your users", "due": "7d"}],
+            },
+            "review": {"deadline": "14d"},
+            "expand": {"deadline": "7d"},
+        },
+        "reminders": {"before": ["2d"], "at_due": True, "overdue_every": "3d", "overdue_max": 2},
+        "max_extension": "14d",
+    }
+).resolve("test", "high")
+
+KEY = "onboarding-acme:adopt:task:add-users:reminder:{}"
+CHAMPION = "kenji.mori@acme-logistics.example"
+DAY = timedelta(days=1)
+
+
+async def start_in_adopt(
+    time_env: WorkflowEnvironment, client: Client, worker: Worker
+) -> tuple[WorkflowHandle, datetime]:
+    signed = await time_env.get_current_time()
+    request = deal("acme", contract_signed_at=signed.astimezone(UTC))
+    handle = await client.start_workflow(
+        OnboardingWorkflow.run,
+        OnboardingInput(request=request, playbook=PLAYBOOK),
+        id="onboarding-acme",
+        task_queue=worker.task_queue,
+    )
+
+    async def in_adopt() -> bool:
+        return (await handle.query(OnboardingWorkflow.status)).stage is Stage.ADOPT
+
+    await eventually(in_adopt)
+    entered = (await handle.query(OnboardingWorkflow.status)).stage_entered_at
+    return handle, entered
+
+
+def reminders(mailbox: Mailbox) -> list[str]:
+    return [k for k in mailbox.received() if ":task:add-users:reminder:" in k]
+
+
+async def test_reminders_before_at_and_after_the_deadline_and_none_once_done(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
+) -> None:
+    handle, entered = await start_in_adopt(time_env, client, worker)
+    task = (await handle.query(OnboardingWorkflow.status)).tasks[0]
+    assert task.id == "add-users" and task.due_at == entered + 7 * DAY
+
+    await time_env.sleep(4 * DAY)
+    assert reminders(mailbox) == []
+
+    await time_env.sleep(1 * DAY + timedelta(hours=1))  # day 5: two days before
+    await eventually(lambda: reminders(mailbox) == [KEY.format(1)])
+    first = mailbox.one(KEY.format(1))
+    assert first["To"].addresses[0].addr_spec == CHAMPION
+    assert first["Subject"] == "Reminder: Add your users (Acme Logistics GmbH)"
+
+    await time_env.sleep(2 * DAY)  # day 7: due
+    await eventually(lambda: reminders(mailbox) == [KEY.format(1), KEY.format(2)])
+    status = await handle.query(OnboardingWorkflow.status)
+    assert status.overdue == ["add-users"]
+
+    await time_env.sleep(3 * DAY)  # day 10: first overdue reminder
+    await eventually(lambda: len(reminders(mailbox)) == 3)
+    assert mailbox.one(KEY.format(3))["Subject"].startswith("Overdue: Add your users")
+
+    done = await handle.execute_update(
+        OnboardingWorkflow.complete_task, CompleteTask(task_id="add-users", by="csm-007")
+    )
+    assert done.done_at is not None
+    await time_env.sleep(10 * DAY)  # day 13 would have been the second overdue reminder
+    assert reminders(mailbox) == [KEY.format(n) for n in (1, 2, 3)]
+    status = await handle.query(OnboardingWorkflow.status)
+    assert status.overdue == [] and status.stage is Stage.ADOPT
+
+    session.expire_all()
+    row = session.exec(select(Task).where(Task.task_id == "add-users")).one()
+    assert row.done_at == done.done_at and row.due_at == entered + 7 * DAY
+    await handle.terminate("test over")
+
+
+async def test_an_extended_deadline_moves_the_reminders(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
+) -> None:
+    handle, entered = await start_in_adopt(time_env, client, worker)
+    await time_env.sleep(1 * DAY)
+    moved = await handle.execute_update(
+        OnboardingWorkflow.extend_deadline,
+        ExtendDeadline(task_id="add-users", extend_by=7 * DAY, reason="holiday", by="csm-007"),
+    )
+    assert moved.due_at == entered + 14 * DAY
+
+    await time_env.sleep(10 * DAY)  # day 11: the old due date (7) has passed silently
+    assert reminders(mailbox) == []
+    await time_env.sleep(2 * DAY)  # day 13: two days before the new due date
+    await eventually(lambda: reminders(mailbox) == [KEY.format(1)])
+    assert "is due on" in mailbox.one(KEY.format(1)).get_body(("plain",)).get_content()
+    session.expire_all()
+    assert session.exec(select(Task)).one().due_at == entered + 14 * DAY
+
+    # The playbook allows 14 days in total; 7 are used.
+    with pytest.raises(WorkflowUpdateFailedError) as too_far:
+        await handle.execute_update(
+            OnboardingWorkflow.extend_deadline,
+            ExtendDeadline(task_id="add-users", extend_by=8 * DAY, reason="more", by="csm-007"),
+        )
+    assert "7 days, 0:00:00 is left" in too_far.value.cause.message
+    with pytest.raises(WorkflowUpdateFailedError) as past:
+        await handle.execute_update(
+            OnboardingWorkflow.extend_deadline,
+            ExtendDeadline(task_id="add-users", due_at=entered, reason="oops", by="csm-007"),
+        )
+    assert "in the past" in past.value.cause.message
+    with pytest.raises(WorkflowUpdateFailedError) as unknown:
+        await handle.execute_update(
+            OnboardingWorkflow.extend_deadline,
+            ExtendDeadline(task_id="add-user", extend_by=DAY, reason="typo", by="csm-007"),
+        )
+    assert "unknown task 'add-user'" in unknown.value.cause.message
+    assert "add-users" in unknown.value.cause.message
+    assert (await handle.query(OnboardingWorkflow.status)).tasks[0].due_at == entered + 14 * DAY
+    await handle.terminate("test over")
+
+
+async def test_a_paused_clock_sends_nothing_and_shifts_deadlines(
+    time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
+) -> None:
+    handle, entered = await start_in_adopt(time_env, client, worker)
+    await time_env.sleep(1 * DAY)
+    paused = await handle.execute_update(
+        OnboardingWorkflow.pause, PauseClock(by="csm-007", reason="waiting for their IT security")
+    )
+    assert paused.paused_since is not None
+
+    await time_env.sleep(10 * DAY)  # day 11: without the pause, three reminders by now
+    assert reminders(mailbox) == []
+    resumed = await handle.execute_update(OnboardingWorkflow.resume, ResumeClock(by="csm-007"))
+    assert resumed.paused_since is None
+    shifted = resumed.tasks[0].due_at
+    assert entered + 17 * DAY <= shifted <= entered + 17 * DAY + timedelta(minutes=1)
+    assert resumed.overdue == []
+
+    await time_env.sleep(3 * DAY)  # day 14: still more than two days before
+    assert reminders(mailbox) == []
+    await time_env.sleep(1 * DAY + timedelta(hours=1))  # day 15: two days before
+    await eventually(lambda: reminders(mailbox) == [KEY.format(1)])
+    await handle.terminate("test over")
+
+
+async def test_cancel_mid_adopt_thanks_the_customer_and_stops_everything(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
+) -> None:
+    handle, _ = await start_in_adopt(time_env, client, worker)
+    await time_env.sleep(5 * DAY + timedelta(hours=1))
+    await eventually(lambda: reminders(mailbox) == [KEY.format(1)])
+
+    await handle.execute_update(
+        OnboardingWorkflow.cancel,
+        Cancel(reason=CancelReason.PRICE, note="budget cut for 2027", by="csm-007"),
+    )
+    final = await handle.result()
+
+    assert final.stage is Stage.CANCELLED
+    assert final.cancellation.reason is CancelReason.PRICE
+    assert [v.stage for v in final.history][-2:] == [Stage.ADOPT, Stage.CANCELLED]
+    farewell = mailbox.one("onboarding-acme:cancelled:farewell")
+    assert farewell["To"].addresses[0].addr_spec == CHAMPION
+    assert "https://survey.example.com/exit" in farewell.get_body(("plain",)).get_content()
+
+    await time_env.sleep(20 * DAY)
+    assert reminders(mailbox) == [KEY.format(1)]
+    with pytest.raises(RPCError):
+        await client.get_workflow_handle("everboarding-acme").describe()
+    session.expire_all()
+    row = session.get(Onboarding, "acme")
+    assert (row.stage, row.cancel_reason, row.cancel_note) == (
+        "cancelled",
+        "price",
+        "budget cut for 2027",
+    )
+    assert row.completed_at is None and row.cancelled_at is not None
+
+
+async def test_task_done_signal_is_kept_once_and_unknown_ones_are_ignored(
+    time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
+) -> None:
+    handle, _ = await start_in_adopt(time_env, client, worker)
+    await handle.signal(OnboardingWorkflow.task_done, TaskSignal(task_id="nope", by="product"))
+    await handle.signal(OnboardingWorkflow.task_done, TaskSignal(task_id="add-users", by="product"))
+    await handle.signal(OnboardingWorkflow.task_done, TaskSignal(task_id="add-users", by="again"))
+
+    async def done() -> bool:
+        return (await handle.query(OnboardingWorkflow.status)).tasks[0].done_by == "product"
+
+    await eventually(done)
+    with pytest.raises(WorkflowUpdateFailedError) as already:
+        await handle.execute_update(
+            OnboardingWorkflow.complete_task, CompleteTask(task_id="add-users", by="csm-007")
+        )
+    assert "already done" in already.value.cause.message and "by product" in (
+        already.value.cause.message
+    )
+    await time_env.sleep(12 * DAY)
+    assert reminders(mailbox) == []
+    await handle.terminate("test over")
