@@ -250,6 +250,80 @@ class Cancellation(Cancel):
     stage: Stage
 
 
+class EngagementKind(StrEnum):
+    LOGIN = "login"
+    COURSE_COMPLETED = "course_completed"
+    FEATURE_USED = "feature_used"
+    SUPPORT_TICKET = "support_ticket"
+    NPS = "nps"
+
+
+class Engagement(BaseModel):
+    """Payload of the `engagement` signal: the customer did something."""
+
+    kind: EngagementKind
+    value: str | None = None
+    at: AwareDatetime | None = None
+
+
+class ChampionLossReason(StrEnum):
+    LEFT = "left"
+    MOVED = "moved"
+    UNRESPONSIVE = "unresponsive"
+    BOUNCED = "bounced"
+
+
+class ChampionChanged(BaseModel):
+    """Payload of the `champion_changed` signal (CRM, mail bounces)."""
+
+    reason: ChampionLossReason
+    new_champion: Contact | None = None
+    at: AwareDatetime | None = None
+
+
+class ChampionChange(ChampionChanged):
+    at: datetime  # type: ignore[assignment]
+
+
+class SetChampion(BaseModel):
+    """Input of the `set_champion` update: the CSM names the new champion."""
+
+    champion: Contact
+    by: str
+
+
+class RiskLevel(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return list(RiskLevel).index(self)
+
+
+class RiskAssessment(BaseModel):
+    level: RiskLevel = RiskLevel.LOW
+    reasons: list[str] = []
+
+
+class Escalation(BaseModel):
+    number: int
+    raised_at: datetime
+    reasons: list[str]
+    level: int = Field(default=0, description="Rung of the ladder reached (0 = first).")
+    notified: list[str] = Field(default=[], description="Roles told so far.")
+    next_level_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    note: str | None = None
+
+
+class Acknowledge(BaseModel):
+    by: str
+    note: str | None = None
+
+
 class TaskStatus(BaseModel):
     id: str
     title: str
@@ -303,3 +377,7 @@ class OnboardingStatus(BaseModel):
     )
     paused_since: datetime | None = None
     cancellation: Cancellation | None = None
+    risk: RiskAssessment = RiskAssessment()
+    escalations: list[Escalation] = []
+    champion: Contact | None = None
+    last_engagement_at: datetime | None = None

@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    EmailStr,
     Field,
     ValidationError,
     model_validator,
@@ -109,6 +110,43 @@ class ReminderPolicy(BaseModel):
         return sorted(times)
 
 
+class RiskThresholds(BaseModel):
+    """When motivation risk turns medium or high (champion loss is always high)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    quiet_medium: Duration = Field(default=timedelta(days=7), description="No engagement for")
+    quiet_high: Duration = timedelta(days=14)
+    missed_medium: int = Field(default=1, ge=1, description="Deadlines missed")
+    missed_high: int = Field(default=2, ge=1)
+    unanswered_medium: int = Field(default=2, ge=1, description="Champion reminders unanswered")
+    unanswered_high: int = Field(default=4, ge=1)
+
+
+class LadderStep(BaseModel):
+    """One level of the escalation ladder: who is told, and how long they have to ack."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["csm", "cs_lead", "head_of_cs"]
+    name: str | None = Field(default=None, description="For cs_lead / head_of_cs.")
+    email: EmailStr | None = None
+    ack_within: Duration = timedelta(days=2)
+
+    @model_validator(mode="after")
+    def _leads_named(self) -> LadderStep:
+        if self.role != "csm" and not (self.name and self.email):
+            raise ValueError(f"{self.role} needs a name and an email")
+        return self
+
+
+class EscalationPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: Literal["medium", "high"] = "high"
+    ladder: list[LadderStep] = Field(default=[LadderStep(role="csm")], min_length=1)
+
+
 class StageOverride(BaseModel):
     """Per-touch-model changes to a stage; unset fields keep the default."""
 
@@ -142,6 +180,8 @@ class PlaybookFile(BaseModel):
     stages: dict[StageName, StagePlan]
     touch_models: dict[TouchModelName, TouchModelOverride] = {}
     reminders: ReminderPolicy = ReminderPolicy()
+    risk: RiskThresholds = RiskThresholds()
+    escalation: EscalationPolicy = EscalationPolicy()
     max_extension: Duration = Field(
         default=timedelta(days=30), description="How far a CSM may move one deadline in total."
     )
@@ -169,6 +209,8 @@ class PlaybookFile(BaseModel):
             touch_model=touch_model,
             stages=stages,
             reminders=override.reminders or self.reminders,
+            risk=self.risk,
+            escalation=self.escalation,
             max_extension=self.max_extension,
             everboarding=self.everboarding,
         )
@@ -182,6 +224,8 @@ class Playbook(BaseModel):
     stages: dict[str, StagePlan]
     # Defaults keep onboardings started before reminders existed decodable.
     reminders: ReminderPolicy = ReminderPolicy()
+    risk: RiskThresholds = RiskThresholds()
+    escalation: EscalationPolicy = EscalationPolicy()
     max_extension: timedelta = timedelta(days=30)
     everboarding: EverboardingPlan
 
