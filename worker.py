@@ -56,6 +56,8 @@ def build_worker(
             records.record_stage,
             records.record_handoff,
             records.create_checklist,
+            records.record_risk,
+            records.record_escalation,
             assign.assign_csm,
             notify.send_email,
         ],

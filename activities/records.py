@@ -10,11 +10,13 @@ from db import SessionFactory
 from models.activities import (
     Checklist,
     ChecklistResult,
+    EscalationRecord,
     HandoffRecord,
     OnboardingOpened,
+    RiskRecord,
     StageChange,
 )
-from models.tables import Onboarding, StageTransition, Task
+from models.tables import EscalationLog, Onboarding, RiskChange, StageTransition, Task
 
 
 class RecordActivities:
@@ -81,6 +83,47 @@ class RecordActivities:
                         account_id=change.account_id, stage=change.stage, entered_at=change.at
                     )
                 )
+            session.add(row)
+            session.commit()
+
+    @activity.defn
+    def record_risk(self, record: RiskRecord) -> None:
+        with self.sessions() as session:
+            exists = session.exec(
+                select(RiskChange).where(
+                    RiskChange.account_id == record.account_id, RiskChange.at == record.at
+                )
+            ).first()
+            if exists is None:
+                session.add(
+                    RiskChange(
+                        account_id=record.account_id,
+                        level=record.risk.level,
+                        reasons=record.risk.reasons,
+                        at=record.at,
+                    )
+                )
+                session.commit()
+
+    @activity.defn
+    def record_escalation(self, record: EscalationRecord) -> None:
+        """Create or bring up to date the escalation's row (ladder level, acknowledgement)."""
+        e = record.escalation
+        with self.sessions() as session:
+            row = session.exec(
+                select(EscalationLog).where(
+                    EscalationLog.account_id == record.account_id,
+                    EscalationLog.number == e.number,
+                )
+            ).first() or EscalationLog(
+                account_id=record.account_id, number=e.number, level=0, raised_at=e.raised_at
+            )
+            row.level, row.notified, row.reasons = e.level, e.notified, e.reasons
+            row.acknowledged_at, row.acknowledged_by, row.note = (
+                e.acknowledged_at,
+                e.acknowledged_by,
+                e.note,
+            )
             session.add(row)
             session.commit()
 

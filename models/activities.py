@@ -7,7 +7,16 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from models.journey import Cancellation, Contact, CsmRef, OnboardingRequest, Stage, TouchModel
+from models.journey import (
+    Cancellation,
+    Contact,
+    CsmRef,
+    Escalation,
+    OnboardingRequest,
+    RiskAssessment,
+    Stage,
+    TouchModel,
+)
 
 
 class OnboardingOpened(BaseModel):
@@ -73,6 +82,8 @@ class MailTemplate(StrEnum):
     DIGEST = "digest"
     REMINDER = "reminder"
     FAREWELL = "farewell"
+    ESCALATION = "escalation"
+    NAME_CHAMPION = "name_champion"
 
 
 class MailContext(BaseModel):
@@ -87,6 +98,8 @@ class MailContext(BaseModel):
     """The step a reminder is about."""
     now: datetime | None = None
     cancellation: Cancellation | None = None
+    risk: RiskAssessment | None = None
+    escalation: Escalation | None = None
 
 
 class EmailRequest(BaseModel):
@@ -103,3 +116,14 @@ class EmailReceipt(BaseModel):
     key: str
     delivered: bool
     """False when the key had already been sent (a retry or a replay)."""
+
+
+class RiskRecord(BaseModel):
+    account_id: str
+    risk: RiskAssessment
+    at: datetime
+
+
+class EscalationRecord(BaseModel):
+    account_id: str
+    escalation: Escalation

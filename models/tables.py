@@ -119,3 +119,32 @@ class Notification(SQLModel, table=True):
     status: str = "pending"
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class RiskChange(SQLModel, table=True):
+    """Every change of an onboarding's risk level, with the reasons in words."""
+
+    __table_args__ = (UniqueConstraint("account_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(index=True)
+    level: str
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(sa_type=UtcDateTime)
+
+
+class EscalationLog(SQLModel, table=True):
+    """Escalations raised, how far up the ladder they went, and who acknowledged them."""
+
+    __table_args__ = (UniqueConstraint("account_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(index=True)
+    number: int
+    level: int
+    notified: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    raised_at: datetime = Field(sa_type=UtcDateTime)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    acknowledged_by: str | None = None
+    note: str | None = None

@@ -63,9 +63,7 @@ def test_unanswered_reminders(unanswered: int, level: RiskLevel) -> None:
 
 def test_champion_loss_is_high_at_once_and_reasons_add_up() -> None:
     change = ChampionChange(reason=ChampionLossReason.LEFT, at=datetime(2026, 3, 2, tzinfo=UTC))
-    risk = assess(
-        facts(champion_change=change, missed_deadlines=1, last_engagement_at=NOW), LIMITS
-    )
+    risk = assess(facts(champion_change=change, missed_deadlines=1, last_engagement_at=NOW), LIMITS)
     assert risk.level is RiskLevel.HIGH
     assert risk.reasons == ["champion left on 2026-03-02", "1 deadline missed"]
 

@@ -10,6 +10,8 @@ MEMO_STAGE = "stage"
 MEMO_CSM = "csm_id"
 MEMO_NEXT_DEADLINE = "next_deadline"
 MEMO_OVERDUE = "overdue"
+MEMO_RISK = "risk"
+MEMO_ESCALATED = "escalated"
 
 
 def onboarding_id(account_id: str) -> str:

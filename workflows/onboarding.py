@@ -16,21 +16,28 @@ with workflow.unsafe.imports_passed_through():
         Checklist,
         CsmRequest,
         EmailRequest,
+        EscalationRecord,
         HandoffRecord,
         MailContext,
         MailTemplate,
         OnboardingOpened,
+        RiskRecord,
         StageChange,
         TaskDue,
     )
     from models.everboarding import EverboardingInput
     from models.journey import (
+        Acknowledge,
         Cancel,
         Cancellation,
+        ChampionChange,
+        ChampionChanged,
         CompleteMilestone,
         CompleteTask,
         Contact,
         CsmRef,
+        Engagement,
+        Escalation,
         ExtendDeadline,
         Milestone,
         MilestoneRecord,
@@ -40,15 +47,27 @@ with workflow.unsafe.imports_passed_through():
         OnboardingStatus,
         PauseClock,
         ResumeClock,
+        RiskAssessment,
+        RiskLevel,
+        SetChampion,
         Stage,
         StageVisit,
         TaskSignal,
         TaskStatus,
     )
-    from workflows import MEMO_CSM, MEMO_NEXT_DEADLINE, MEMO_OVERDUE, MEMO_STAGE, everboarding_id
+    from workflows import (
+        MEMO_CSM,
+        MEMO_ESCALATED,
+        MEMO_NEXT_DEADLINE,
+        MEMO_OVERDUE,
+        MEMO_RISK,
+        MEMO_STAGE,
+        everboarding_id,
+    )
     from workflows.activity_options import run_activity
     from workflows.deadlines import STAGE_OWNER, next_reminder, shift
     from workflows.everboarding import EverboardingWorkflow
+    from workflows.risk import RiskFacts, assess
 
 # The milestone that ends each stage that waits for one.
 STAGE_MILESTONE = {milestone.stage: milestone for milestone in Milestone}
@@ -99,6 +118,18 @@ class OnboardingWorkflow:
         self._paused_at: datetime | None = None
         self._cancellation: Cancellation | None = None
         self._changes = 0
+        # Risk: the facts it is computed from, the assessment, and the escalations raised.
+        self._champion_contact = input.request.champion
+        self._champion_change: ChampionChange | None = None
+        self._champion_named_at: datetime | None = None
+        self._ask_for_champion = False
+        self._last_engagement: datetime | None = None
+        self._champion_reminders: list[datetime] = []
+        self._missed: set[str] = set()
+        self._risk = RiskAssessment()
+        self._escalations: list[Escalation] = []
+        self._escalation_armed = True
+        self._unsaved_escalation = False
         if input.request.contract_signed_at is not None:
             self._milestones[Milestone.CONTRACT_SIGNED] = MilestoneRecord(
                 at=input.request.contract_signed_at,
@@ -170,6 +201,7 @@ class OnboardingWorkflow:
                 await workflow.wait_condition(lambda: self._paused_at is None or settled())
                 continue
             await self._send_due_reminders()
+            await self._watch_risk()
             wake_at = self._next_wake()
             seen = self._changes
             timeout = max(wake_at - workflow.now(), timedelta(seconds=1)) if wake_at else None
@@ -192,8 +224,17 @@ class OnboardingWorkflow:
         ]
 
     def _next_wake(self) -> datetime | None:
+        """The next moment something may be due: a reminder, a deadline passing (a missed
+        deadline raises risk), a quiet-time threshold, or an escalation's next rung."""
+        now = workflow.now()
         times = [next_reminder(s, self._playbook.reminders) for s in self._open_steps()]
-        return min((t for t in times if t is not None), default=None)
+        times += [s.due_at for s in self._open_steps()]
+        limits = self._playbook.risk
+        quiet_since = self._quiet_since()
+        times += [quiet_since + limits.quiet_medium, quiet_since + limits.quiet_high]
+        if (open_escalation := self._open_escalation()) is not None:
+            times.append(open_escalation.next_level_at)
+        return min((t for t in times if t is not None and t > now), default=None)
 
     async def _send_due_reminders(self) -> None:
         now = workflow.now()
@@ -211,6 +252,8 @@ class OnboardingWorkflow:
             ]
             if not people:
                 continue
+            if people[0] == self._champion:
+                self._champion_reminders.append(now)
             what = "deadline" if step is self._stage_clock else f"task:{step.id}"
             await self._mail(
                 MailTemplate.REMINDER,
@@ -220,6 +263,155 @@ class OnboardingWorkflow:
                 step=step,
             )
             self._publish()
+
+    # --- risk and escalation --------------------------------------------------------------
+
+    def _quiet_since(self) -> datetime:
+        return self._last_engagement or self._started_at
+
+    def _open_escalation(self) -> Escalation | None:
+        latest = self._escalations[-1] if self._escalations else None
+        return latest if latest and latest.acknowledged_at is None else None
+
+    def _assess(self) -> RiskAssessment:
+        now = workflow.now()
+        self._missed |= {step.id for step in self._open_steps() if step.overdue(now)}
+        change = self._champion_change
+        recovered = (
+            change is not None
+            and self._champion_named_at is not None
+            and self._last_engagement is not None
+            and self._last_engagement > max(change.at, self._champion_named_at)
+        )
+        quiet_since = self._quiet_since()
+        return assess(
+            RiskFacts(
+                now=now,
+                last_engagement_at=quiet_since,
+                missed_deadlines=len(self._missed),
+                unanswered_reminders=sum(1 for t in self._champion_reminders if t > quiet_since),
+                champion_change=None if recovered else change,
+            ),
+            self._playbook.risk,
+        )
+
+    async def _watch_risk(self) -> None:
+        """Re-assess; record a change; raise, climb or re-arm the escalation ladder."""
+        now = workflow.now()
+        if self._ask_for_champion and self._csm is not None:
+            self._ask_for_champion = False
+            csm = Contact(name=self._csm.name, email=self._csm.email)
+            asks = sum(1 for e in [self._champion_change] if e)  # one ask per loss
+            await self._mail(MailTemplate.NAME_CHAMPION, f"champion:ask:{asks}", csm)
+        risk = self._assess()
+        if risk != self._risk:
+            self._risk = risk
+            self._publish()
+            await run_activity(
+                RecordActivities.record_risk,
+                RiskRecord(account_id=self._request.account_id, risk=risk, at=now),
+                summary=f"risk is {risk.level}",
+            )
+        policy = self._playbook.escalation
+        at_level = risk.level.rank >= RiskLevel(policy.at).rank
+        if not at_level:
+            self._escalation_armed = True
+        elif self._escalation_armed and self._open_escalation() is None:
+            self._escalation_armed = False
+            self._escalations.append(
+                Escalation(number=len(self._escalations) + 1, raised_at=now, reasons=risk.reasons)
+            )
+            await self._notify_rung(self._escalations[-1])
+        escalation = self._open_escalation()
+        if (
+            escalation is not None
+            and escalation.next_level_at is not None
+            and escalation.next_level_at <= now
+        ):
+            escalation.level += 1
+            await self._notify_rung(escalation)
+        if self._unsaved_escalation and self._escalations:
+            self._unsaved_escalation = False
+            await self._save_escalation(self._escalations[-1])
+
+    async def _notify_rung(self, escalation: Escalation) -> None:
+        ladder = self._playbook.escalation.ladder
+        rung = ladder[escalation.level]
+        if rung.role == "csm":
+            person = Contact(name=self._csm.name, email=self._csm.email) if self._csm else None
+        else:
+            person = Contact(name=rung.name or rung.role, email=rung.email)  # type: ignore[arg-type]
+        top = escalation.level + 1 >= len(ladder)
+        escalation.next_level_at = None if top else workflow.now() + rung.ack_within
+        escalation.notified.append(rung.role)
+        self._publish()
+        if person is not None:
+            await self._mail(
+                MailTemplate.ESCALATION,
+                f"escalation:{escalation.number}:{rung.role}",
+                person,
+                escalation=escalation,
+            )
+        await self._save_escalation(escalation)
+
+    async def _save_escalation(self, escalation: Escalation) -> None:
+        await run_activity(
+            RecordActivities.record_escalation,
+            EscalationRecord(account_id=self._request.account_id, escalation=escalation),
+            summary=f"record escalation #{escalation.number}",
+        )
+
+    @workflow.signal
+    def engagement(self, signal: Engagement) -> None:
+        at = signal.at or workflow.now()
+        if self._last_engagement is None or at > self._last_engagement:
+            self._last_engagement = at
+        self._changes += 1
+
+    @workflow.signal
+    def champion_changed(self, signal: ChampionChanged) -> None:
+        now = workflow.now()
+        self._champion_change = ChampionChange(
+            reason=signal.reason, new_champion=signal.new_champion, at=signal.at or now
+        )
+        if signal.new_champion is not None:
+            self._champion_contact = signal.new_champion
+            self._champion_named_at = now
+        else:
+            self._champion_named_at = None
+            self._ask_for_champion = True
+        self._changes += 1
+
+    @workflow.update
+    def set_champion(self, update: SetChampion) -> OnboardingStatus:
+        self._champion_contact = update.champion
+        self._champion_named_at = workflow.now()
+        self._changes += 1
+        self._publish()
+        return self.status()
+
+    @set_champion.validator
+    def _validate_set_champion(self, update: SetChampion) -> None:
+        self._check_running()
+
+    @workflow.update
+    def acknowledge_escalation(self, update: Acknowledge) -> Escalation:
+        escalation = self._open_escalation()
+        assert escalation is not None
+        escalation.acknowledged_at = workflow.now()
+        escalation.acknowledged_by = update.by
+        escalation.note = update.note
+        escalation.next_level_at = None
+        self._unsaved_escalation = True
+        self._changes += 1
+        self._publish()
+        return escalation
+
+    @acknowledge_escalation.validator
+    def _validate_acknowledge(self, update: Acknowledge) -> None:
+        self._check_running()
+        if self._open_escalation() is None:
+            raise ValueError(f"{self._request.account_id} has no open escalation")
 
     def _person(self, role: str) -> Contact | None:
         if role == "champion":
@@ -384,6 +576,8 @@ class OnboardingWorkflow:
                 MEMO_CSM: self._csm.id if self._csm else None,
                 MEMO_NEXT_DEADLINE: deadline.isoformat() if deadline else None,
                 MEMO_OVERDUE: bool(self._deadlines and self._overdue()),
+                MEMO_RISK: self._risk.level.value,
+                MEMO_ESCALATED: self._open_escalation() is not None,
             }
         )
         lines = [
@@ -392,6 +586,7 @@ class OnboardingWorkflow:
             f"**CSM:** {self._csm.id if self._csm else 'not assigned yet'}",
             f"**Overdue:** {', '.join(self._overdue()) if self._deadlines else '-'}",
             f"**Clock:** {'paused' if self._paused_at else 'running'}",
+            f"**Risk:** {self._risk.level} {'; '.join(self._risk.reasons)}",
             "",
             *(f"- {'✅' if m in self._milestones else '⬜'} {m}" for m in Milestone),
         ]
@@ -445,6 +640,7 @@ class OnboardingWorkflow:
         tasks: list[TaskDue] | None = None,
         cc: list[Contact] | None = None,
         step: TaskStatus | None = None,
+        escalation: Escalation | None = None,
     ) -> None:
         await run_activity(
             NotifyActivities.send_email,
@@ -462,6 +658,8 @@ class OnboardingWorkflow:
                     step=_task_due(step) if step else None,
                     now=workflow.now(),
                     cancellation=self._cancellation,
+                    risk=self._risk,
+                    escalation=escalation,
                 ),
             ),
             summary=f"mail: {template}",
@@ -469,7 +667,7 @@ class OnboardingWorkflow:
 
     @property
     def _champion(self) -> Contact:
-        return self._request.champion
+        return self._champion_contact
 
     # --- milestones ----------------------------------------------------------------------
 
@@ -727,4 +925,8 @@ class OnboardingWorkflow:
             overdue=self._overdue(),
             paused_since=self._paused_at,
             cancellation=self._cancellation,
+            risk=self._risk,
+            escalations=self._escalations,
+            champion=self._champion_contact,
+            last_engagement_at=self._last_engagement,
         )

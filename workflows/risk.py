@@ -59,9 +59,14 @@ def assess(facts: RiskFacts, limits: RiskThresholds) -> RiskAssessment:
 
 
 def _span(quiet: timedelta) -> str:
+    """Readable and exact enough: "12 days", "36 hours", "90 seconds"."""
     seconds = int(quiet.total_seconds())
-    if seconds >= 86400:
-        return f"{seconds // 86400} days"
-    if seconds >= 3600:
-        return f"{seconds // 3600} hours"
+    days, rest = divmod(seconds, 86400)
+    for amount, unit in (
+        (days if days >= 2 or (days == 1 and not rest) else 0, "day"),
+        (seconds // 3600 if seconds % 3600 == 0 or seconds >= 7200 else 0, "hour"),
+        (seconds // 60 if seconds % 60 == 0 or seconds >= 600 else 0, "minute"),
+    ):
+        if amount:
+            return f"{amount} {unit}{'s' if amount != 1 else ''}"
     return f"{seconds} seconds"
