@@ -37,11 +37,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings, connect_temporal
 from models.journey import (
+    Acknowledge,
     AwareDatetime,
     Cancel,
     CancelReason,
     CompleteMilestone,
     CompleteTask,
+    Contact,
+    Engagement,
+    EngagementKind,
     ExtendDeadline,
     Milestone,
     OnboardingInput,
@@ -49,6 +53,7 @@ from models.journey import (
     OnboardingStatus,
     PauseClock,
     ResumeClock,
+    SetChampion,
 )
 from models.playbook import (
     PlaybookError,
@@ -56,7 +61,15 @@ from models.playbook import (
     load_playbook,
     parse_duration,
 )
-from workflows import MEMO_CSM, MEMO_NEXT_DEADLINE, MEMO_STAGE, TASK_QUEUE, onboarding_id
+from workflows import (
+    MEMO_CSM,
+    MEMO_ESCALATED,
+    MEMO_NEXT_DEADLINE,
+    MEMO_RISK,
+    MEMO_STAGE,
+    TASK_QUEUE,
+    onboarding_id,
+)
 from workflows.onboarding import OnboardingWorkflow
 
 app = typer.Typer(
@@ -342,6 +355,62 @@ def cancel(
     run(go())
 
 
+@app.command()
+def engagement(
+    account: ACCOUNT,
+    kind: Annotated[EngagementKind, typer.Option(help="What the customer did.")],
+    value: Annotated[str | None, typer.Option(help="e.g. the course id or NPS score.")] = None,
+) -> None:
+    """Report customer engagement (as the product does by signal)."""
+
+    async def go() -> None:
+        handle = await _existing(await connect(), account)
+        await handle.signal(OnboardingWorkflow.engagement, Engagement(kind=kind, value=value))
+        out.print(f"sent: {kind} for {account}")
+
+    run(go())
+
+
+@app.command()
+def ack(
+    account: ACCOUNT,
+    by: WHO,
+    note: Annotated[str | None, typer.Option(help="What was done.")] = None,
+) -> None:
+    """Acknowledge the open escalation, so it climbs no further."""
+
+    async def go() -> None:
+        result = await _update(
+            account, OnboardingWorkflow.acknowledge_escalation, Acknowledge(by=by, note=note)
+        )
+        out.print(f"accepted: escalation #{result.number} of {account} acknowledged")
+
+    run(go())
+
+
+@app.command()
+def champion(
+    account: ACCOUNT,
+    name: Annotated[str, typer.Option(help="The new champion's name.")],
+    email: Annotated[str, typer.Option(help="The new champion's email.")],
+    by: WHO,
+    title: Annotated[str | None, typer.Option(help="Their role.")] = None,
+) -> None:
+    """Name the customer's new champion; reminders go to them from now on."""
+    try:
+        contact = Contact(name=name, email=email, title=title)
+    except ValidationError as error:
+        raise typer.BadParameter(format_validation_error(error)) from None
+
+    async def go() -> None:
+        await _update(
+            account, OnboardingWorkflow.set_champion, SetChampion(champion=contact, by=by)
+        )
+        out.print(f"accepted: {name} is the champion of {account}")
+
+    run(go())
+
+
 async def _existing(client: Client, account: str) -> WorkflowHandle[Any, Any]:
     handle = client.get_workflow_handle(onboarding_id(account))
     try:
@@ -428,6 +497,17 @@ def _print_status(report: StatusReport) -> None:
     facts.add_row("Next deadline", _when(report.next_deadline))
     facts.add_row("CSM", report.csm_id or "not assigned yet")
     facts.add_row("First value", _when(report.first_value_at))
+    facts.add_row("Risk", f"{report.risk.level}" + "".join(f"; {r}" for r in report.risk.reasons))
+    for e in report.escalations:
+        state = (
+            f"acknowledged by {e.acknowledged_by} {_when(e.acknowledged_at)} {e.note or ''}"
+            if e.acknowledged_at
+            else "[red]open[/red]"
+        )
+        facts.add_row(
+            f"Escalation #{e.number}",
+            f"{_when(e.raised_at)}, told {', '.join(e.notified)}: {state}",
+        )
     if report.overdue:
         facts.add_row("Overdue", "[red]" + ", ".join(report.overdue) + "[/red]")
     if report.paused_since:
@@ -489,6 +569,8 @@ class OnboardingLine(BaseModel):
     csm_id: str | None
     next_deadline: datetime | None
     started_at: datetime | None
+    risk: str | None = None
+    escalated: bool = False
 
 
 @app.command("list")
@@ -513,6 +595,8 @@ def list_onboardings(
                     csm_id=memo.get(MEMO_CSM),
                     next_deadline=datetime.fromisoformat(deadline) if deadline else None,
                     started_at=execution.start_time,
+                    risk=memo.get(MEMO_RISK),
+                    escalated=bool(memo.get(MEMO_ESCALATED)),
                 )
             )
         if as_json:
@@ -522,12 +606,13 @@ def list_onboardings(
             out.print("no onboardings yet")
             return
         table = Table()
-        for column in ("account", "stage", "csm", "next deadline", "started", "workflow"):
+        for column in ("account", "stage", "risk", "csm", "next deadline", "started", "workflow"):
             table.add_column(column)
         for line in lines:
             table.add_row(
                 line.account_id,
                 line.stage,
+                (line.risk or "-") + (" [red]escalated[/red]" if line.escalated else ""),
                 line.csm_id or "-",
                 _when(line.next_deadline),
                 _when(line.started_at),

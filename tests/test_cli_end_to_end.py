@@ -307,6 +307,31 @@ def test_csm_commands_for_tasks_deadlines_pause_and_cancel(
     resumed = starter(app_env, "resume", "demo-acme", "--by", "csm-007")
     assert resumed.returncode == 0 and "runs again" in resumed.stdout
 
+    sent = starter(app_env, "engagement", "demo-acme", "--kind", "login")
+    assert sent.returncode == 0 and "sent: login" in sent.stdout, sent.stderr
+    assert starter(app_env, "engagement", "demo-acme", "--kind", "visit").returncode == 2
+    no_escalation = starter(app_env, "ack", "demo-acme", "--by", "csm-007")
+    assert no_escalation.returncode == 1 and "no open escalation" in no_escalation.stderr
+    bad_mail = starter(
+        app_env, "champion", "demo-acme", "--name", "Aiko", "--email", "aiko@", "--by", "csm-007"
+    )
+    assert bad_mail.returncode == 2 and "email" in bad_mail.stderr
+    named = starter(
+        app_env,
+        "champion",
+        "demo-acme",
+        "--name",
+        "Aiko Sato",
+        "--email",
+        "aiko@acme-logistics.example",
+        "--by",
+        "csm-007",
+    )
+    assert named.returncode == 0, named.stderr
+    status = status_json(app_env, "demo-acme")
+    assert status["champion"]["email"] == "aiko@acme-logistics.example"
+    assert status["last_engagement_at"] is not None
+
     wrong = starter(app_env, "cancel", "demo-acme", "--reason", "too-expensive")
     assert wrong.returncode == 2 and "price" in wrong.stderr
     cancelled = starter(app_env, "cancel", "demo-acme", "--reason", "price", "--note", "budget")

@@ -13,18 +13,26 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from models.journey import (
+    Acknowledge,
     Cancel,
     CancelReason,
+    ChampionChanged,
+    ChampionLossReason,
     CompleteTask,
+    Contact,
+    Engagement,
+    EngagementKind,
     ExtendDeadline,
     OnboardingInput,
     PauseClock,
     ResumeClock,
+    RiskLevel,
+    SetChampion,
     Stage,
     TaskSignal,
 )
-from models.playbook import PlaybookFile
-from models.tables import Onboarding, Task
+from models.playbook import EscalationPolicy, LadderStep, PlaybookFile, RiskThresholds
+from models.tables import EscalationLog, Onboarding, RiskChange, Task
 from tests.conftest import Mailbox, deal, eventually
 from workflows.onboarding import OnboardingWorkflow
 
@@ -252,4 +260,136 @@ async def test_task_done_signal_is_kept_once_and_unknown_ones_are_ignored(
     )
     await time_env.sleep(12 * DAY)
     assert reminders(mailbox) == []
+    await handle.terminate("test over")
+
+
+# Risk driven by quiet time only (7 days medium, 14 days high), a two-rung ladder.
+LADDER_PLAYBOOK = PLAYBOOK.model_copy(
+    update={
+        "risk": RiskThresholds(
+            missed_medium=99, missed_high=99, unanswered_medium=99, unanswered_high=99
+        ),
+        "escalation": EscalationPolicy(
+            at="high",
+            ladder=[
+                LadderStep(role="csm", ack_within=2 * DAY),
+                LadderStep(role="cs_lead", name="Lena Park", email="lena.park@example.com"),
+            ],
+        ),
+    }
+)
+CSM = "mei.tanaka@example.com"
+LEAD = "lena.park@example.com"
+
+
+async def start_with(playbook, time_env, client, worker) -> WorkflowHandle:
+    signed = await time_env.get_current_time()
+    request = deal("acme", contract_signed_at=signed.astimezone(UTC))
+    handle = await client.start_workflow(
+        OnboardingWorkflow.run,
+        OnboardingInput(request=request, playbook=playbook),
+        id="onboarding-acme",
+        task_queue=worker.task_queue,
+    )
+
+    async def in_adopt() -> bool:
+        return (await handle.query(OnboardingWorkflow.status)).stage is Stage.ADOPT
+
+    await eventually(in_adopt)
+    return handle
+
+
+def escalation_mails(mailbox: Mailbox) -> list[str]:
+    return [k for k in mailbox.received() if ":escalation:" in k]
+
+
+async def test_inactivity_climbs_the_ladder_until_acknowledged(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
+) -> None:
+    handle = await start_with(LADDER_PLAYBOOK, time_env, client, worker)
+    await handle.signal(OnboardingWorkflow.engagement, Engagement(kind=EngagementKind.LOGIN))
+
+    await time_env.sleep(7 * DAY + timedelta(hours=1))
+    status = await handle.query(OnboardingWorkflow.status)
+    assert status.risk.level is RiskLevel.MEDIUM
+    assert status.risk.reasons == ["no engagement for 7 days"]
+    assert escalation_mails(mailbox) == []
+
+    await time_env.sleep(7 * DAY)  # day 14: high, the CSM is told
+    await eventually(lambda: escalation_mails(mailbox) == ["onboarding-acme:escalation:1:csm"])
+    mail = mailbox.one("onboarding-acme:escalation:1:csm")
+    assert mail["To"].addresses[0].addr_spec == CSM
+    assert "no engagement for 14 days" in mail.get_content()
+
+    await time_env.sleep(2 * DAY + timedelta(hours=1))  # no ack within 2 days: the CS lead
+    await eventually(lambda: len(escalation_mails(mailbox)) == 2)
+    assert mailbox.one("onboarding-acme:escalation:1:cs_lead")["To"].addresses[0].addr_spec == LEAD
+
+    acked = await handle.execute_update(
+        OnboardingWorkflow.acknowledge_escalation,
+        Acknowledge(by="lena", note="called their COO"),
+    )
+    assert acked.notified == ["csm", "cs_lead"]
+    await time_env.sleep(10 * DAY)
+    assert len(escalation_mails(mailbox)) == 2  # no new escalation while risk stays high
+    status = await handle.query(OnboardingWorkflow.status)
+    assert status.escalations[0].acknowledged_by == "lena"
+
+    session.expire_all()
+    rows = session.exec(select(EscalationLog)).all()
+    assert [(r.number, r.level, r.notified, r.acknowledged_by) for r in rows] == [
+        (1, 1, ["csm", "cs_lead"], "lena")
+    ]
+    levels = [r.level for r in session.exec(select(RiskChange).order_by(RiskChange.at))]
+    assert levels == ["medium", "high"]
+    await handle.terminate("test over")
+
+
+async def test_an_ack_stops_the_ladder(
+    time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
+) -> None:
+    handle = await start_with(LADDER_PLAYBOOK, time_env, client, worker)
+    await time_env.sleep(14 * DAY + timedelta(hours=1))
+    await eventually(lambda: escalation_mails(mailbox) == ["onboarding-acme:escalation:1:csm"])
+    await handle.execute_update(
+        OnboardingWorkflow.acknowledge_escalation, Acknowledge(by="csm-007", note="on it")
+    )
+    await time_env.sleep(5 * DAY)
+    assert escalation_mails(mailbox) == ["onboarding-acme:escalation:1:csm"]
+    with pytest.raises(WorkflowUpdateFailedError) as nothing_open:
+        await handle.execute_update(
+            OnboardingWorkflow.acknowledge_escalation, Acknowledge(by="csm-007")
+        )
+    assert "no open escalation" in nothing_open.value.cause.message
+    await handle.terminate("test over")
+
+
+async def test_champion_left_escalates_at_once_and_the_new_one_gets_the_reminders(
+    time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
+) -> None:
+    handle = await start_with(LADDER_PLAYBOOK, time_env, client, worker)
+    await time_env.sleep(1 * DAY)
+    await handle.signal(
+        OnboardingWorkflow.champion_changed, ChampionChanged(reason=ChampionLossReason.LEFT)
+    )
+    await eventually(lambda: escalation_mails(mailbox) == ["onboarding-acme:escalation:1:csm"])
+    status = await handle.query(OnboardingWorkflow.status)
+    assert status.risk.level is RiskLevel.HIGH
+    assert status.risk.reasons[0].startswith("champion left on ")
+    await eventually(lambda: "onboarding-acme:champion:ask:1" in mailbox.received())
+    assert CSM in str(mailbox.one("onboarding-acme:champion:ask:1")["To"])
+
+    await handle.execute_update(
+        OnboardingWorkflow.set_champion,
+        SetChampion(
+            champion=Contact(name="Aiko Sato", email="aiko@acme-logistics.example"), by="csm-007"
+        ),
+    )
+    await time_env.sleep(4 * DAY + timedelta(hours=1))  # day 5: two days before add-users
+    await eventually(lambda: reminders(mailbox) == [KEY.format(1)])
+    assert mailbox.one(KEY.format(1))["To"].addresses[0].addr_spec == "aiko@acme-logistics.example"
     await handle.terminate("test over")

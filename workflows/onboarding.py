@@ -304,8 +304,9 @@ class OnboardingWorkflow:
             asks = sum(1 for e in [self._champion_change] if e)  # one ask per loss
             await self._mail(MailTemplate.NAME_CHAMPION, f"champion:ask:{asks}", csm)
         risk = self._assess()
-        if risk != self._risk:
-            self._risk = risk
+        changed_level = risk.level is not self._risk.level
+        self._risk = risk  # reasons read fresh ("12 days"); the level is what gets recorded
+        if changed_level:
             self._publish()
             await run_activity(
                 RecordActivities.record_risk,
