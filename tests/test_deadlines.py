@@ -3,7 +3,9 @@ weeks on the time-skipping server, asserting the exact mails and rows."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -56,6 +58,7 @@ PLAYBOOK = PlaybookFile.model_validate(
     }
 ).resolve("test", "high")
 
+HISTORIES = Path(__file__).parent / "histories"
 KEY = "onboarding-acme:adopt:task:add-users:reminder:{}"
 CHAMPION = "kenji.mori@acme-logistics.example"
 DAY = timedelta(days=1)
@@ -346,6 +349,9 @@ async def test_inactivity_climbs_the_ladder_until_acknowledged(
     ]
     levels = [r.level for r in session.exec(select(RiskChange).order_by(RiskChange.at))]
     assert levels == ["medium", "high"]
+    if os.environ.get("RECORD_HISTORIES"):
+        history = await handle.fetch_history()
+        (HISTORIES / "onboarding-acme-escalation.json").write_text(history.to_json())
     await handle.terminate("test over")
 
 

@@ -18,7 +18,9 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_fixtures_are_there() -> None:
     names = {path.stem for path in HISTORIES}
-    assert {"onboarding-acme", "everboarding-acme"} <= names
+    # The issue-2 journey (before deadlines: replays the unpatched path) and one with
+    # reminders and an escalation.
+    assert {"onboarding-acme", "everboarding-acme", "onboarding-acme-escalation"} <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
