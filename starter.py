@@ -31,7 +31,11 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -53,7 +57,9 @@ from models.journey import (
     OnboardingStatus,
     PauseClock,
     ResumeClock,
+    RiskLevel,
     SetChampion,
+    Stage,
 )
 from models.playbook import (
     PlaybookError,
@@ -67,6 +73,13 @@ from workflows import (
     MEMO_NEXT_DEADLINE,
     MEMO_RISK,
     MEMO_STAGE,
+    SA_CSM,
+    SA_ESCALATED,
+    SA_OVERDUE,
+    SA_PLAN,
+    SA_RISK,
+    SA_STAGE,
+    SA_TOUCH_MODEL,
     TASK_QUEUE,
     onboarding_id,
 )
@@ -164,11 +177,25 @@ def start(
                 # A completed onboarding is not started again by a retried deal; a cancelled
                 # or failed one may be.
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SA_STAGE, Stage.DEPART.value),
+                        SearchAttributePair(SA_TOUCH_MODEL, request.touch_model.value),
+                        SearchAttributePair(SA_PLAN, request.plan.value),
+                    ]
+                ),
                 static_summary=(
                     f"Onboarding {request.account_id}: {request.plan} plan, "
                     f"{request.touch_model}-touch, playbook {request.playbook}"
                 ),
             )
+        except RPCError as error:
+            if "search attribute" in error.message.lower():
+                raise Failure(
+                    f"the namespace lacks the onboarding search attributes ({error.message}); "
+                    "start the worker once (it registers them) or register them by hand"
+                ) from None
+            raise
         except WorkflowAlreadyStartedError:
             message = f"account {request.account_id} already has an onboarding ({workflow_id})"
             if if_exists is IfExists.IGNORE:
@@ -575,14 +602,28 @@ class OnboardingLine(BaseModel):
 
 @app.command("list")
 def list_onboardings(
+    stage: Annotated[Stage | None, typer.Option(help="Only onboardings in this stage.")] = None,
+    risk: Annotated[RiskLevel | None, typer.Option(help="Only at this risk level.")] = None,
+    csm: Annotated[str | None, typer.Option(help="Only this CSM's onboardings.")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue ones.")] = False,
+    escalated: Annotated[
+        bool, typer.Option("--escalated", help="Only those with an open escalation.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """All onboardings, one line each, newest first."""
+    """All onboardings, one line each, newest first (filters use search attributes)."""
+    query = ["WorkflowType = 'OnboardingWorkflow'"]
+    for key, value in ((SA_STAGE, stage), (SA_RISK, risk), (SA_CSM, csm)):
+        if value is not None:
+            query.append(f"{key.name} = {json.dumps(str(value))}")
+    query += [
+        f"{key.name} = true" for key, on in ((SA_OVERDUE, overdue), (SA_ESCALATED, escalated)) if on
+    ]
 
     async def go() -> None:
         client = await connect()
         lines = []
-        async for execution in client.list_workflows("WorkflowType = 'OnboardingWorkflow'"):
+        async for execution in client.list_workflows(" AND ".join(query)):
             # From visibility only (the memo the workflow keeps current): works with no
             # worker running and costs one call per page, not one per onboarding.
             memo = await execution.memo()

@@ -26,6 +26,7 @@ from activities.notify import NotifyActivities
 from activities.records import RecordActivities
 from config import Settings, connect_temporal
 from db import RosterError, init_db, load_roster, make_engine, seed_roster, session_factory
+from search_attributes import register_search_attributes
 from workflows import TASK_QUEUE
 from workflows.everboarding import EverboardingWorkflow
 from workflows.onboarding import OnboardingWorkflow
@@ -81,6 +82,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 async def main() -> None:
     settings = Settings()
     client = await connect_temporal()
+    await register_search_attributes(client)
     with ThreadPoolExecutor(max_workers=16) as executor:
         worker = build_worker(client, settings, executor)
         stop = asyncio.Event()

@@ -29,6 +29,7 @@ from models.journey import OnboardingInput, OnboardingRequest
 from models.playbook import load_playbook
 from models.tables import Notification
 from worker import build_worker
+from workflows import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -64,6 +65,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=binary("temporal"),
+        search_attributes=SEARCH_ATTRIBUTES,  # as the worker registers them for `make run`
     )
     yield env
     await env.shutdown()

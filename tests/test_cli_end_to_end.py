@@ -122,6 +122,11 @@ def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path)
     assert result.returncode == 0, result.stderr
     line = next(line for line in result.stdout.splitlines() if "acme" in line)
     assert "completed" in line and "csm-007" in line
+    # Filters run on the search attributes the workflow keeps current.
+    completed = json.loads(starter(app_env, "list", "--stage", "completed", "--json").stdout)
+    assert "acme" in [line["account_id"] for line in completed]
+    adopting = json.loads(starter(app_env, "list", "--stage", "adopt", "--json").stdout)
+    assert "acme" not in [line["account_id"] for line in adopting]
 
     # What was sent can be read in the outbox, and the read model agrees.
     outbox = Path(app_env["OUTBOX_DIR"])

@@ -3,6 +3,10 @@
 The names other systems depend on are defined here, once.
 """
 
+from typing import Any
+
+from temporalio.common import SearchAttributeKey
+
 TASK_QUEUE = "onboarding"
 
 # Memo keys an onboarding keeps current, so listings need no worker (no PII here).
@@ -20,3 +24,24 @@ def onboarding_id(account_id: str) -> str:
 
 def everboarding_id(account_id: str) -> str:
     return f"everboarding-{account_id}"
+
+
+# Search attributes, for filtering in the Web UI and `starter.py list` (no PII in them).
+SA_STAGE = SearchAttributeKey.for_keyword("OnboardingStage")
+SA_TOUCH_MODEL = SearchAttributeKey.for_keyword("TouchModel")
+SA_PLAN = SearchAttributeKey.for_keyword("Plan")
+SA_RISK = SearchAttributeKey.for_keyword("RiskLevel")
+SA_CSM = SearchAttributeKey.for_keyword("CsmId")
+SA_NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
+SA_OVERDUE = SearchAttributeKey.for_bool("Overdue")
+SA_ESCALATED = SearchAttributeKey.for_bool("Escalated")
+SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
+    SA_STAGE,
+    SA_TOUCH_MODEL,
+    SA_PLAN,
+    SA_RISK,
+    SA_CSM,
+    SA_NEXT_DEADLINE,
+    SA_OVERDUE,
+    SA_ESCALATED,
+]
