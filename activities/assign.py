@@ -20,20 +20,22 @@ class AssignActivities:
     @activity.defn
     def assign_csm(self, request: CsmRequest) -> CsmRef:
         """The active CSM serving the touch model with the fewest active onboardings (ties by
-        id). Idempotent: an onboarding that already has a CSM keeps it."""
+        id). Idempotent: an onboarding keeps a CSM who serves the touch model (so a switch to
+        high-touch moves a pooled account to a named CSM, and a retry changes nothing)."""
         with self.sessions() as session:
             onboarding = session.get(Onboarding, request.account_id)
             if onboarding is None:
                 raise RuntimeError(f"no onboarding row for {request.account_id}")
             if onboarding.csm_id is not None:
                 current = session.get(Csm, onboarding.csm_id)
-                if current is not None:
+                if current is not None and request.touch_model in current.touch_models:
                     return CsmRef(id=current.id, name=current.name, email=current.email)
             load = dict(
                 session.exec(  # type: ignore[arg-type]
                     select(Onboarding.csm_id, func.count())
                     .where(col(Onboarding.completed_at).is_(None))
                     .where(col(Onboarding.csm_id).is_not(None))
+                    .where(Onboarding.account_id != request.account_id)
                     .group_by(Onboarding.csm_id)
                 ).all()
             )

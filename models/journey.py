@@ -381,3 +381,6 @@ class OnboardingStatus(BaseModel):
     escalations: list[Escalation] = []
     champion: Contact | None = None
     last_engagement_at: datetime | None = None
+    high_touch_since: datetime | None = Field(
+        default=None, description="Switched to high-touch handling at high risk."
+    )

@@ -144,6 +144,11 @@ class EscalationPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     at: Literal["medium", "high"] = "high"
+    switch_to_high_touch: bool = Field(
+        default=False,
+        description="A low- or tech-touch customer at high risk gets a named CSM and human "
+        "reminders for the rest of the journey.",
+    )
     ladder: list[LadderStep] = Field(default=[LadderStep(role="csm")], min_length=1)
 
 

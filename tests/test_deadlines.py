@@ -399,3 +399,53 @@ async def test_champion_left_escalates_at_once_and_the_new_one_gets_the_reminder
     await eventually(lambda: reminders(mailbox) == [KEY.format(1)])
     assert mailbox.one(KEY.format(1))["To"].addresses[0].addr_spec == "aiko@acme-logistics.example"
     await handle.terminate("test over")
+
+
+async def test_a_tech_touch_customer_at_high_risk_gets_a_named_csm_and_human_reminders(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
+) -> None:
+    playbook = LADDER_PLAYBOOK.model_copy(
+        update={
+            "escalation": LADDER_PLAYBOOK.escalation.model_copy(
+                update={"switch_to_high_touch": True}
+            )
+        }
+    )
+    signed = (await time_env.get_current_time()).astimezone(UTC)
+    request = deal("globex", contract_signed_at=signed)  # tech-touch: the pooled CSM
+    handle = await client.start_workflow(
+        OnboardingWorkflow.run,
+        OnboardingInput(request=request, playbook=playbook),
+        id="onboarding-globex",
+        task_queue=worker.task_queue,
+    )
+
+    async def in_adopt() -> bool:
+        status = await handle.query(OnboardingWorkflow.status)
+        return status.stage is Stage.ADOPT and status.csm_id == "csm-pool"
+
+    await eventually(in_adopt)
+    await time_env.sleep(1 * DAY)
+    new = Contact(name="Rui Costa", email="rui@globex-bakery.example")
+    await handle.signal(
+        OnboardingWorkflow.champion_changed,
+        ChampionChanged(reason=ChampionLossReason.MOVED, new_champion=new),
+    )
+    await eventually(lambda: "onboarding-globex:high-touch:brief" in mailbox.received())
+    assert CSM in str(mailbox.one("onboarding-globex:high-touch:brief")["To"])
+    status = await handle.query(OnboardingWorkflow.status)
+    assert status.csm_id == "csm-007" and status.high_touch_since is not None
+    session.expire_all()
+    assert session.get(Onboarding, "globex").csm_id == "csm-007"
+
+    await time_env.sleep(4 * DAY + timedelta(hours=1))  # day 5: the add-users reminder
+    key = "onboarding-globex:adopt:task:add-users:reminder:1"
+    await eventually(lambda: key in mailbox.received())
+    reminder = mailbox.one(key)
+    assert reminder["To"].addresses[0].addr_spec == "rui@globex-bakery.example"
+    assert reminder["Cc"].addresses[0].addr_spec == CSM
+    await handle.terminate("test over")

@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         StageVisit,
         TaskSignal,
         TaskStatus,
+        TouchModel,
     )
     from workflows import (
         MEMO_CSM,
@@ -68,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         SA_OVERDUE,
         SA_RISK,
         SA_STAGE,
+        SA_TOUCH_MODEL,
         everboarding_id,
     )
     from workflows.activity_options import run_activity
@@ -142,6 +144,7 @@ class OnboardingWorkflow:
         self._escalations: list[Escalation] = []
         self._escalation_armed = True
         self._unsaved_escalation = False
+        self._high_touch_since: datetime | None = None
         if input.request.contract_signed_at is not None:
             self._milestones[Milestone.CONTRACT_SIGNED] = MilestoneRecord(
                 at=input.request.contract_signed_at,
@@ -255,11 +258,10 @@ class OnboardingWorkflow:
             step.reminders_sent += 1
             step.last_reminded_at = now
             owner = STAGE_OWNER[step.stage] if step is self._stage_clock else step.owner
-            people = [
-                person
-                for role in self._playbook.reminders.recipients.get(owner, [])  # type: ignore[call-overload]
-                if (person := self._person(role)) is not None
-            ]
+            roles = list(self._playbook.reminders.recipients.get(owner, []))  # type: ignore[call-overload]
+            if self._high_touch_since and "csm" not in roles:
+                roles.append("csm")  # high-touch: a human follows every reminder
+            people = [person for role in roles if (person := self._person(role)) is not None]
             if not people:
                 continue
             if people[0] == self._champion:
@@ -324,6 +326,13 @@ class OnboardingWorkflow:
                 summary=f"risk is {risk.level}",
             )
         policy = self._playbook.escalation
+        if (
+            policy.switch_to_high_touch
+            and risk.level is RiskLevel.HIGH
+            and self._high_touch_since is None
+            and self._request.touch_model in (TouchModel.LOW, TouchModel.TECH)
+        ):
+            await self._switch_to_high_touch()
         at_level = risk.level.rank >= RiskLevel(policy.at).rank
         if not at_level:
             self._escalation_armed = True
@@ -344,6 +353,29 @@ class OnboardingWorkflow:
         if self._unsaved_escalation and self._escalations:
             self._unsaved_escalation = False
             await self._save_escalation(self._escalations[-1])
+
+    async def _switch_to_high_touch(self) -> None:
+        """For the rest of the journey: a named CSM, copied on every reminder."""
+        self._high_touch_since = workflow.now()
+        before = self._csm
+        self._csm = await run_activity(
+            AssignActivities.assign_csm,
+            CsmRequest(account_id=self._request.account_id, touch_model=TouchModel.HIGH),
+            summary="switch to high-touch: assign a named CSM",
+        )
+        self._publish()
+        if before is None or before.id != self._csm.id:
+            await run_activity(
+                RecordActivities.record_handoff,
+                HandoffRecord(
+                    account_id=self._request.account_id,
+                    csm_id=self._csm.id,
+                    notes=self._request.goals,
+                ),
+                summary="record the new CSM",
+            )
+        csm = Contact(name=self._csm.name, email=self._csm.email)
+        await self._mail(MailTemplate.HANDOFF_BRIEF, "high-touch:brief", csm)
 
     async def _notify_rung(self, escalation: Escalation) -> None:
         ladder = self._playbook.escalation.ladder
@@ -480,7 +512,7 @@ class OnboardingWorkflow:
     async def _handoff(self) -> None:
         self._csm = await run_activity(
             AssignActivities.assign_csm,
-            CsmRequest(account_id=self._request.account_id, touch_model=self._request.touch_model),
+            CsmRequest(account_id=self._request.account_id, touch_model=self._touch_model),
             summary="assign a CSM",
         )
         self._publish()
@@ -595,6 +627,7 @@ class OnboardingWorkflow:
             workflow.upsert_search_attributes(
                 [
                     SA_STAGE.value_set(self._stage.value),
+                    SA_TOUCH_MODEL.value_set(self._touch_model.value),
                     SA_RISK.value_set(self._risk.level.value),
                     SA_OVERDUE.value_set(bool(self._deadlines and self._overdue())),
                     SA_ESCALATED.value_set(self._open_escalation() is not None),
@@ -688,6 +721,10 @@ class OnboardingWorkflow:
             ),
             summary=f"mail: {template}",
         )
+
+    @property
+    def _touch_model(self) -> TouchModel:
+        return TouchModel.HIGH if self._high_touch_since else self._request.touch_model
 
     @property
     def _champion(self) -> Contact:
@@ -953,4 +990,5 @@ class OnboardingWorkflow:
             escalations=self._escalations,
             champion=self._champion_contact,
             last_engagement_at=self._last_engagement,
+            high_touch_since=self._high_touch_since,
         )
