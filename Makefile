@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run worker test lint format clean
+.PHONY: install run demo worker test lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ install: $(VENV)/.installed
 ## run: the Temporal dev server (UI on :8233, state in .data/) and the worker, in the foreground
 run: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/run-local
+
+## demo: like run, plus one onboarding on the demo playbook: reminders and an escalation in minutes
+demo: install
+	mkdir -p .data
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo
 
 ## worker: only the worker, against the Temporal server in TEMPORAL_ADDRESS
 worker: install

@@ -345,3 +345,27 @@ def test_csm_commands_for_tasks_deadlines_pause_and_cancel(
     assert status["cancellation"]["reason"] == "price"
     assert status["everboarding_workflow_id"] is None
     assert (Path(app_env["OUTBOX_DIR"]) / "onboarding-demo-acme_cancelled_farewell.eml").exists()
+
+
+def test_demo_journey_with_an_escalation_finishes_within_five_minutes(
+    app_env: dict[str, str], worker_process
+) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "scripts/demo.py"],
+        cwd=ROOT,
+        env=app_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert time.monotonic() - started < 300
+    out = result.stdout
+    assert "reminders sent so far: 1" in out
+    assert "risk is high" in out
+    assert "escalation #1 raised, told: csm" in out
+    assert "accepted: escalation #1" in out
+    assert "completed; everboarding" in out
+    outbox = sorted(p.name for p in Path(app_env["OUTBOX_DIR"]).glob("*escalation_1_csm.eml"))
+    assert len(outbox) == 1
