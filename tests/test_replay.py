@@ -18,9 +18,15 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_fixtures_are_there() -> None:
     names = {path.stem for path in HISTORIES}
-    # The issue-2 journey (before deadlines: replays the unpatched path) and one with
-    # reminders and an escalation.
-    assert {"onboarding-acme", "everboarding-acme", "onboarding-acme-escalation"} <= names
+    # The first journey (before deadlines: the unpatched path), today's journey on the dev
+    # server (search attributes kept current), and one with reminders and an escalation.
+    assert {
+        "onboarding-acme-before-deadlines",
+        "everboarding-acme-first",
+        "onboarding-acme",
+        "everboarding-acme",
+        "onboarding-acme-escalation",
+    } <= names
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
