@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     mail_from: str = "Customer Success <success@example.com>"
 
+    # Chat for internal people (escalations): apprise URLs, as a JSON list, e.g.
+    # CHAT_URLS='["slack://T0/B0/XYZ", "msteams://..."]'. Empty: no chat.
+    chat_urls: list[str] = []
+
     # Links put into customer mails.
     app_url: str = "https://app.example.com"
     academy_url: str = "https://academy.example.com"

@@ -61,6 +61,7 @@ def build_worker(
             records.record_escalation,
             assign.assign_csm,
             notify.send_email,
+            notify.send_chat,
         ],
         activity_executor=executor,
         workflow_runner=workflow_runner(),
@@ -101,7 +102,7 @@ if __name__ == "__main__":
     status = 0
     try:
         asyncio.run(main())
-    except (RosterError, ValidationError) as error:
+    except (RosterError, ValidationError, ValueError) as error:
         log.error("cannot start: %s", error)  # bad configuration: the message is enough
         status = 1
     except Exception:

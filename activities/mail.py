@@ -44,10 +44,11 @@ class Rendered:
     html: str | None
 
 
-def render(env: Environment, template: str, context: dict[str, Any]) -> Rendered:
+def render(env: Environment, template: str, context: dict[str, Any], kind: str = "txt") -> Rendered:
     """`{template}.txt.j2` sets `subject` and is the text body; `{template}.html.j2`, where it
-    exists (customer-facing mail), is the HTML alternative."""
-    module = env.get_template(f"{template}.txt.j2").make_module(context)
+    exists (customer-facing mail), is the HTML alternative. `kind="chat"` renders the chat
+    version (`{template}.chat.j2`) instead of the text."""
+    module = env.get_template(f"{template}.{kind}.j2").make_module(context)
     subject = " ".join(str(module.subject).split())  # type: ignore[attr-defined]
     html_name = f"{template}.html.j2"
     html = None

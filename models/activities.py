@@ -127,3 +127,18 @@ class RiskRecord(BaseModel):
 class EscalationRecord(BaseModel):
     account_id: str
     escalation: Escalation
+
+
+class ChatRequest(BaseModel):
+    """A chat message for internal people, rendered from `{template}.chat.j2`."""
+
+    key: str
+    account_id: str
+    template: MailTemplate
+    context: MailContext
+
+
+class ChatReceipt(BaseModel):
+    key: str
+    delivered: bool
+    """False when already sent, or when no chat is configured (CHAT_URLS)."""

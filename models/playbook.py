@@ -152,6 +152,14 @@ class EscalationPolicy(BaseModel):
     ladder: list[LadderStep] = Field(default=[LadderStep(role="csm")], min_length=1)
 
 
+class ChannelPolicy(BaseModel):
+    """Mail always goes out; chat adds a message for internal people (escalations)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chat: bool = True
+
+
 class StageOverride(BaseModel):
     """Per-touch-model changes to a stage; unset fields keep the default."""
 
@@ -168,6 +176,7 @@ class TouchModelOverride(BaseModel):
 
     stages: dict[StageName, StageOverride] = {}
     reminders: ReminderPolicy | None = None
+    channels: ChannelPolicy | None = None
 
 
 class EverboardingPlan(BaseModel):
@@ -187,6 +196,7 @@ class PlaybookFile(BaseModel):
     reminders: ReminderPolicy = ReminderPolicy()
     risk: RiskThresholds = RiskThresholds()
     escalation: EscalationPolicy = EscalationPolicy()
+    channels: ChannelPolicy = ChannelPolicy()
     max_extension: Duration = Field(
         default=timedelta(days=30), description="How far a CSM may move one deadline in total."
     )
@@ -216,6 +226,7 @@ class PlaybookFile(BaseModel):
             reminders=override.reminders or self.reminders,
             risk=self.risk,
             escalation=self.escalation,
+            channels=override.channels or self.channels,
             max_extension=self.max_extension,
             everboarding=self.everboarding,
         )
@@ -231,6 +242,7 @@ class Playbook(BaseModel):
     reminders: ReminderPolicy = ReminderPolicy()
     risk: RiskThresholds = RiskThresholds()
     escalation: EscalationPolicy = EscalationPolicy()
+    channels: ChannelPolicy = ChannelPolicy()
     max_extension: timedelta = timedelta(days=30)
     everboarding: EverboardingPlan
 

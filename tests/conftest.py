@@ -4,15 +4,18 @@ server (aiosmtpd), a fresh SQLite file or PostgreSQL schema, and a fresh task qu
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import socket
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -154,15 +157,43 @@ def mailbox(smtp: tuple[Mailbox, int]) -> Mailbox:
     return smtp[0]
 
 
+class ChatInbox(BaseHTTPRequestHandler):
+    """A chat webhook on loopback: apprise's json:// posts land here."""
+
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def chat() -> Iterator[tuple[list[dict], str]]:
+    handler = type("Inbox", (ChatInbox,), {"received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield handler.received, f"json://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
 # --- the app -----------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def settings(sqlite_url: str, smtp: tuple[Mailbox, int], tmp_path: Path) -> Settings:
+def settings(
+    sqlite_url: str, smtp: tuple[Mailbox, int], chat: tuple[list[dict], str], tmp_path: Path
+) -> Settings:
     return Settings(
         database_url=_fresh(sqlite_url),
         smtp_host="127.0.0.1",
         smtp_port=smtp[1],
+        chat_urls=[chat[1]],
         outbox_dir=tmp_path / "outbox",
     )
 

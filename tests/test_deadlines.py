@@ -312,6 +312,7 @@ async def test_inactivity_climbs_the_ladder_until_acknowledged(
     worker: Worker,
     mailbox: Mailbox,
     session: Session,
+    chat: tuple[list[dict], str],
 ) -> None:
     handle = await start_with(LADDER_PLAYBOOK, time_env, client, worker)
     await handle.signal(OnboardingWorkflow.engagement, Engagement(kind=EngagementKind.LOGIN))
@@ -331,6 +332,11 @@ async def test_inactivity_climbs_the_ladder_until_acknowledged(
     await time_env.sleep(2 * DAY + timedelta(hours=1))  # no ack within 2 days: the CS lead
     await eventually(lambda: len(escalation_mails(mailbox)) == 2)
     assert mailbox.one("onboarding-acme:escalation:1:cs_lead")["To"].addresses[0].addr_spec == LEAD
+    # The same escalation reached chat (where internal people are), once per rung.
+    posted = chat[0]
+    assert [p["title"] for p in posted] == ["Escalation #1: Acme Logistics GmbH at high risk"] * 2
+    assert "no engagement for 14 days" in posted[0]["message"]
+    assert "now with cs_lead" in posted[1]["message"]
 
     acked = await handle.execute_update(
         OnboardingWorkflow.acknowledge_escalation,

@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import NotifyActivities
     from activities.records import RecordActivities
     from models.activities import (
+        ChatRequest,
         Checklist,
         CsmRequest,
         EmailRequest,
@@ -388,12 +389,25 @@ class OnboardingWorkflow:
         escalation.next_level_at = None if top else workflow.now() + rung.ack_within
         escalation.notified.append(rung.role)
         self._publish()
+        key = f"escalation:{escalation.number}:{rung.role}"
         if person is not None:
-            await self._mail(
-                MailTemplate.ESCALATION,
-                f"escalation:{escalation.number}:{rung.role}",
-                person,
-                escalation=escalation,
+            await self._mail(MailTemplate.ESCALATION, key, person, escalation=escalation)
+        if self._playbook.channels.chat:
+            await run_activity(
+                NotifyActivities.send_chat,
+                ChatRequest(
+                    key=f"{workflow.info().workflow_id}:{key}:chat",
+                    account_id=self._request.account_id,
+                    template=MailTemplate.ESCALATION,
+                    context=MailContext(
+                        account=self._request,
+                        csm=self._csm,
+                        risk=self._risk,
+                        escalation=escalation,
+                        now=workflow.now(),
+                    ),
+                ),
+                summary=f"chat: escalation #{escalation.number} to {rung.role}",
             )
         await self._save_escalation(escalation)
 
