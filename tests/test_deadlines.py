@@ -25,6 +25,7 @@ from models.journey import (
     Engagement,
     EngagementKind,
     ExtendDeadline,
+    Milestone,
     OnboardingInput,
     PauseClock,
     ResumeClock,
@@ -454,4 +455,25 @@ async def test_a_tech_touch_customer_at_high_risk_gets_a_named_csm_and_human_rem
     reminder = mailbox.one(key)
     assert reminder["To"].addresses[0].addr_spec == "rui@globex-bakery.example"
     assert reminder["Cc"].addresses[0].addr_spec == CSM
+    await handle.terminate("test over")
+
+
+async def test_the_playbook_can_let_the_last_required_task_complete_the_stage(
+    time_env: WorkflowEnvironment, client: Client, worker: Worker
+) -> None:
+    stages = dict(PLAYBOOK.stages)
+    stages["adopt"] = stages["adopt"].model_copy(update={"tasks_complete_stage": True})
+    handle = await start_with(
+        PLAYBOOK.model_copy(update={"stages": stages}), time_env, client, worker
+    )
+    await handle.execute_update(
+        OnboardingWorkflow.complete_task, CompleteTask(task_id="add-users", by="csm-007")
+    )
+
+    async def in_review() -> bool:
+        return (await handle.query(OnboardingWorkflow.status)).stage is Stage.REVIEW
+
+    await eventually(in_review)
+    status = await handle.query(OnboardingWorkflow.status)
+    assert status.milestones[Milestone.INTEGRATION_DONE].by == "checklist"
     await handle.terminate("test over")
