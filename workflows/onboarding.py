@@ -136,6 +136,7 @@ class OnboardingWorkflow:
         # Risk: the facts it is computed from, the assessment, and the escalations raised.
         self._champion_contact = input.request.champion
         self._champion_change: ChampionChange | None = None
+        self._champion_losses = 0  # numbers the "name a new champion" mails
         self._champion_named_at: datetime | None = None
         self._ask_for_champion = False
         self._last_engagement: datetime | None = None
@@ -314,8 +315,9 @@ class OnboardingWorkflow:
         if self._ask_for_champion and self._csm is not None:
             self._ask_for_champion = False
             csm = Contact(name=self._csm.name, email=self._csm.email)
-            asks = sum(1 for e in [self._champion_change] if e)  # one ask per loss
-            await self._mail(MailTemplate.NAME_CHAMPION, f"champion:ask:{asks}", csm)
+            await self._mail(
+                MailTemplate.NAME_CHAMPION, f"champion:ask:{self._champion_losses}", csm
+            )
         risk = self._assess()
         changed_level = risk.level is not self._risk.level
         self._risk = risk  # reasons read fresh ("12 days"); the level is what gets recorded
@@ -428,6 +430,7 @@ class OnboardingWorkflow:
     @workflow.signal
     def champion_changed(self, signal: ChampionChanged) -> None:
         now = workflow.now()
+        self._champion_losses += 1
         self._champion_change = ChampionChange(
             reason=signal.reason, new_champion=signal.new_champion, at=signal.at or now
         )
