@@ -312,9 +312,8 @@ class OnboardingWorkflow:
     async def _watch_risk(self) -> None:
         """Re-assess; record a change; raise, climb or re-arm the escalation ladder."""
         now = workflow.now()
-        if self._ask_for_champion and self._csm is not None:
+        if self._ask_for_champion and (csm := self._csm_contact) is not None:
             self._ask_for_champion = False
-            csm = Contact(name=self._csm.name, email=self._csm.email)
             await self._mail(
                 MailTemplate.NAME_CHAMPION, f"champion:ask:{self._champion_losses}", csm
             )
@@ -360,31 +359,13 @@ class OnboardingWorkflow:
     async def _switch_to_high_touch(self) -> None:
         """For the rest of the journey: a named CSM, copied on every reminder."""
         self._high_touch_since = workflow.now()
-        before = self._csm
-        self._csm = await run_activity(
-            AssignActivities.assign_csm,
-            CsmRequest(account_id=self._request.account_id, touch_model=TouchModel.HIGH),
-            summary="switch to high-touch: assign a named CSM",
-        )
-        self._publish()
-        if before is None or before.id != self._csm.id:
-            await run_activity(
-                RecordActivities.record_handoff,
-                HandoffRecord(
-                    account_id=self._request.account_id,
-                    csm_id=self._csm.id,
-                    notes=self._request.goals,
-                ),
-                summary="record the new CSM",
-            )
-        csm = Contact(name=self._csm.name, email=self._csm.email)
-        await self._mail(MailTemplate.HANDOFF_BRIEF, "high-touch:brief", csm)
+        await self._take_csm("high-touch:brief")
 
     async def _notify_rung(self, escalation: Escalation) -> None:
         ladder = self._playbook.escalation.ladder
         rung = ladder[escalation.level]
         if rung.role == "csm":
-            person = Contact(name=self._csm.name, email=self._csm.email) if self._csm else None
+            person = self._csm_contact
         else:
             person = Contact(name=rung.name or rung.role, email=rung.email)  # type: ignore[arg-type]
         top = escalation.level + 1 >= len(ladder)
@@ -477,7 +458,7 @@ class OnboardingWorkflow:
         if role == "champion":
             return self._champion
         if role == "csm":
-            return Contact(name=self._csm.name, email=self._csm.email) if self._csm else None
+            return self._csm_contact
         ae = self._request.account_executive
         return Contact(name=ae.name, email=ae.email)
 
@@ -527,38 +508,44 @@ class OnboardingWorkflow:
         await self._mail(MailTemplate.WHAT_TO_EXPECT, "depart:what-to-expect", self._champion)
 
     async def _handoff(self) -> None:
+        await self._take_csm("handoff:brief")
+
+    async def _take_csm(self, brief_key: str) -> None:
+        """Assign a CSM for the touch model in force, record them with the AE's notes, and
+        brief them (at handoff, and again when the account switches to high-touch)."""
+        before = self._csm
         self._csm = await run_activity(
             AssignActivities.assign_csm,
             CsmRequest(account_id=self._request.account_id, touch_model=self._touch_model),
-            summary="assign a CSM",
+            summary=f"assign a CSM ({self._touch_model}-touch)",
         )
         self._publish()
-        await run_activity(
-            RecordActivities.record_handoff,
-            HandoffRecord(
-                account_id=self._request.account_id,
-                csm_id=self._csm.id,
-                notes=self._request.goals,
-            ),
-            summary="record the AE's handoff notes",
-        )
-        csm = Contact(name=self._csm.name, email=self._csm.email)
-        await self._mail(MailTemplate.HANDOFF_BRIEF, "handoff:brief", csm)
+        if before is None or before.id != self._csm.id:
+            await run_activity(
+                RecordActivities.record_handoff,
+                HandoffRecord(
+                    account_id=self._request.account_id,
+                    csm_id=self._csm.id,
+                    notes=self._request.goals,
+                ),
+                summary="record the CSM and the AE's handoff notes",
+            )
+        assert self._csm_contact is not None
+        await self._mail(MailTemplate.HANDOFF_BRIEF, brief_key, self._csm_contact)
 
     async def _kickoff(self) -> None:
         checklist = self._checklist()
         if self._deadlines:
             entered = self._history[-1].entered_at
             for task in checklist:
-                stage = task.stage
                 self._tasks[task.id] = TaskStatus(
                     id=task.id,
                     title=task.title,
                     owner=task.owner,
-                    stage=stage,
+                    stage=task.stage,
                     required=task.required,
                     due_at=task.due_at,
-                    active_from=entered if stage is Stage.KICKOFF else None,
+                    active_from=entered if task.stage is Stage.KICKOFF else None,
                 )
         await run_activity(
             RecordActivities.create_checklist,
@@ -573,9 +560,8 @@ class OnboardingWorkflow:
         pass
 
     async def _review(self) -> None:
-        assert self._csm is not None
-        csm = Contact(name=self._csm.name, email=self._csm.email)
-        await self._mail(MailTemplate.REVIEW_CHECKLIST, "review:checklist", csm)
+        assert self._csm_contact is not None
+        await self._mail(MailTemplate.REVIEW_CHECKLIST, "review:checklist", self._csm_contact)
 
     async def _expand(self) -> None:
         await self._mail(MailTemplate.EXPAND, "expand:next-steps", self._champion)
@@ -738,6 +724,10 @@ class OnboardingWorkflow:
             ),
             summary=f"mail: {template}",
         )
+
+    @property
+    def _csm_contact(self) -> Contact | None:
+        return Contact(name=self._csm.name, email=self._csm.email) if self._csm else None
 
     @property
     def _touch_model(self) -> TouchModel:
