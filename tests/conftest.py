@@ -21,18 +21,19 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import Session, SQLModel, select
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from config import Settings
 from db import init_db, make_engine
-from models.journey import OnboardingInput, OnboardingRequest
+from models.journey import OnboardingInput, OnboardingRequest, OnboardingStatus, Stage
 from models.playbook import load_playbook
 from models.tables import Notification
 from worker import build_worker
 from workflows import SEARCH_ATTRIBUTES
+from workflows.onboarding import OnboardingWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -242,6 +243,20 @@ async def eventually(check: object, within: float = 20.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within}s")
         await asyncio.sleep(0.05)
+
+
+async def reach(handle: WorkflowHandle, stage: Stage) -> OnboardingStatus:
+    """Wait until the onboarding is in `stage`; its status then."""
+    status: OnboardingStatus | None = None
+
+    async def there() -> bool:
+        nonlocal status
+        status = await handle.query(OnboardingWorkflow.status)
+        return status.stage is stage
+
+    await eventually(there)
+    assert status is not None
+    return status
 
 
 def sent_keys(session: Session) -> list[str]:

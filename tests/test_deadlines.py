@@ -34,9 +34,9 @@ from models.journey import (
     Stage,
     TaskSignal,
 )
-from models.playbook import EscalationPolicy, LadderStep, PlaybookFile, RiskThresholds
+from models.playbook import EscalationPolicy, LadderStep, Playbook, PlaybookFile, RiskThresholds
 from models.tables import EscalationLog, Onboarding, RiskChange, Task
-from tests.conftest import Mailbox, deal, eventually
+from tests.conftest import Mailbox, deal, eventually, reach
 from workflows.onboarding import OnboardingWorkflow
 
 # A small playbook: the deal is signed, kickoff is automated, so the onboarding sits in Adopt
@@ -66,23 +66,22 @@ DAY = timedelta(days=1)
 
 
 async def start_in_adopt(
-    time_env: WorkflowEnvironment, client: Client, worker: Worker
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    playbook: Playbook = PLAYBOOK,
+    account: str = "acme",
 ) -> tuple[WorkflowHandle, datetime]:
+    """Start a deal signed just now; return once it is in Adopt, with the time it got there."""
     signed = await time_env.get_current_time()
-    request = deal("acme", contract_signed_at=signed.astimezone(UTC))
+    request = deal(account, contract_signed_at=signed.astimezone(UTC))
     handle = await client.start_workflow(
         OnboardingWorkflow.run,
-        OnboardingInput(request=request, playbook=PLAYBOOK),
-        id="onboarding-acme",
+        OnboardingInput(request=request, playbook=playbook),
+        id=f"onboarding-{account}",
         task_queue=worker.task_queue,
     )
-
-    async def in_adopt() -> bool:
-        return (await handle.query(OnboardingWorkflow.status)).stage is Stage.ADOPT
-
-    await eventually(in_adopt)
-    entered = (await handle.query(OnboardingWorkflow.status)).stage_entered_at
-    return handle, entered
+    return handle, (await reach(handle, Stage.ADOPT)).stage_entered_at
 
 
 def reminders(mailbox: Mailbox) -> list[str]:
@@ -286,23 +285,6 @@ CSM = "mei.tanaka@example.com"
 LEAD = "lena.park@example.com"
 
 
-async def start_with(playbook, time_env, client, worker) -> WorkflowHandle:
-    signed = await time_env.get_current_time()
-    request = deal("acme", contract_signed_at=signed.astimezone(UTC))
-    handle = await client.start_workflow(
-        OnboardingWorkflow.run,
-        OnboardingInput(request=request, playbook=playbook),
-        id="onboarding-acme",
-        task_queue=worker.task_queue,
-    )
-
-    async def in_adopt() -> bool:
-        return (await handle.query(OnboardingWorkflow.status)).stage is Stage.ADOPT
-
-    await eventually(in_adopt)
-    return handle
-
-
 def escalation_mails(mailbox: Mailbox) -> list[str]:
     return [k for k in mailbox.received() if ":escalation:" in k]
 
@@ -315,7 +297,7 @@ async def test_inactivity_climbs_the_ladder_until_acknowledged(
     session: Session,
     chat: tuple[list[dict], str],
 ) -> None:
-    handle = await start_with(LADDER_PLAYBOOK, time_env, client, worker)
+    handle, _ = await start_in_adopt(time_env, client, worker, LADDER_PLAYBOOK)
     await handle.signal(OnboardingWorkflow.engagement, Engagement(kind=EngagementKind.LOGIN))
 
     await time_env.sleep(7 * DAY + timedelta(hours=1))
@@ -365,7 +347,7 @@ async def test_inactivity_climbs_the_ladder_until_acknowledged(
 async def test_an_ack_stops_the_ladder(
     time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
 ) -> None:
-    handle = await start_with(LADDER_PLAYBOOK, time_env, client, worker)
+    handle, _ = await start_in_adopt(time_env, client, worker, LADDER_PLAYBOOK)
     await time_env.sleep(14 * DAY + timedelta(hours=1))
     await eventually(lambda: escalation_mails(mailbox) == ["onboarding-acme:escalation:1:csm"])
     await handle.execute_update(
@@ -384,7 +366,7 @@ async def test_an_ack_stops_the_ladder(
 async def test_champion_left_escalates_at_once_and_the_new_one_gets_the_reminders(
     time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
 ) -> None:
-    handle = await start_with(LADDER_PLAYBOOK, time_env, client, worker)
+    handle, _ = await start_in_adopt(time_env, client, worker, LADDER_PLAYBOOK)
     await time_env.sleep(1 * DAY)
     await handle.signal(
         OnboardingWorkflow.champion_changed, ChampionChanged(reason=ChampionLossReason.LEFT)
@@ -422,20 +404,9 @@ async def test_a_tech_touch_customer_at_high_risk_gets_a_named_csm_and_human_rem
             )
         }
     )
-    signed = (await time_env.get_current_time()).astimezone(UTC)
-    request = deal("globex", contract_signed_at=signed)  # tech-touch: the pooled CSM
-    handle = await client.start_workflow(
-        OnboardingWorkflow.run,
-        OnboardingInput(request=request, playbook=playbook),
-        id="onboarding-globex",
-        task_queue=worker.task_queue,
-    )
-
-    async def in_adopt() -> bool:
-        status = await handle.query(OnboardingWorkflow.status)
-        return status.stage is Stage.ADOPT and status.csm_id == "csm-pool"
-
-    await eventually(in_adopt)
+    # Tech-touch: assigned the pooled CSM at handoff.
+    handle, _ = await start_in_adopt(time_env, client, worker, playbook, "globex")
+    assert (await handle.query(OnboardingWorkflow.status)).csm_id == "csm-pool"
     await time_env.sleep(1 * DAY)
     new = Contact(name="Rui Costa", email="rui@globex-bakery.example")
     await handle.signal(
@@ -463,17 +434,13 @@ async def test_the_playbook_can_let_the_last_required_task_complete_the_stage(
 ) -> None:
     stages = dict(PLAYBOOK.stages)
     stages["adopt"] = stages["adopt"].model_copy(update={"tasks_complete_stage": True})
-    handle = await start_with(
-        PLAYBOOK.model_copy(update={"stages": stages}), time_env, client, worker
+    handle, _ = await start_in_adopt(
+        time_env, client, worker, PLAYBOOK.model_copy(update={"stages": stages})
     )
     await handle.execute_update(
         OnboardingWorkflow.complete_task, CompleteTask(task_id="add-users", by="csm-007")
     )
 
-    async def in_review() -> bool:
-        return (await handle.query(OnboardingWorkflow.status)).stage is Stage.REVIEW
-
-    await eventually(in_review)
-    status = await handle.query(OnboardingWorkflow.status)
+    status = await reach(handle, Stage.REVIEW)
     assert status.milestones[Milestone.INTEGRATION_DONE].by == "checklist"
     await handle.terminate("test over")

@@ -21,7 +21,6 @@ from models.journey import (
     CompleteMilestone,
     Milestone,
     MilestoneSignal,
-    OnboardingStatus,
     Stage,
 )
 from models.tables import Onboarding, StageTransition, Task
@@ -30,6 +29,7 @@ from tests.conftest import (
     deal,
     eventually,
     onboarding_input,
+    reach,
     sent_keys,
 )
 from workflows.everboarding import MAX_HISTORY_EVENTS, EverboardingWorkflow
@@ -47,19 +47,6 @@ async def start(client: Client, worker: Worker, request=None) -> WorkflowHandle:
         id=f"onboarding-{request.account_id}",
         task_queue=worker.task_queue,
     )
-
-
-async def reach(handle: WorkflowHandle, stage: Stage) -> OnboardingStatus:
-    status: OnboardingStatus | None = None
-
-    async def there() -> bool:
-        nonlocal status
-        status = await handle.query(OnboardingWorkflow.status)
-        return status.stage is stage
-
-    await eventually(there)
-    assert status is not None
-    return status
 
 
 async def test_happy_path_across_weeks(
