@@ -40,6 +40,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings, connect_temporal
+from models.academy import load_academy
 from models.journey import (
     Acknowledge,
     AwareDatetime,
@@ -161,10 +162,13 @@ def start(
         settings = Settings()
         try:
             playbook = load_playbook(settings.playbook_dir, request.playbook)
+            academy = load_academy(settings.playbook_dir)
         except PlaybookError as error:
-            raise Failure(f"{from_file}: playbook: {error}") from None
+            raise Failure(f"{from_file}: {error}") from None
         workflow_input = OnboardingInput(
-            request=request, playbook=playbook.resolve(request.playbook, request.touch_model)
+            request=request,
+            playbook=playbook.resolve(request.playbook, request.touch_model),
+            path=academy.path_for(request.plan, request.industry, request.use_case),
         )
         client = await connect()
         workflow_id = onboarding_id(request.account_id)

@@ -25,7 +25,8 @@ from activities.mail import transport_from_settings
 from activities.notify import NotifyActivities
 from activities.records import RecordActivities
 from config import Settings, connect_temporal
-from db import RosterError, init_db, load_roster, make_engine, seed_roster, session_factory
+from db import init_db, make_engine, session_factory
+from roster import RosterError, load_roster, seed_roster
 from search_attributes import register_search_attributes
 from workflows import TASK_QUEUE
 from workflows.everboarding import EverboardingWorkflow
@@ -41,12 +42,13 @@ def build_worker(
     engine = make_engine(settings.database_url)
     init_db(engine)
     sessions = session_factory(engine)
+    roster = load_roster(settings.roster_file)
     with sessions() as session:
-        added = seed_roster(session, load_roster(settings.roster_file))
+        added = seed_roster(session, roster.csms)
     if added:
         log.info("added %d CSMs from %s to the roster", added, settings.roster_file)
     records = RecordActivities(sessions)
-    assign = AssignActivities(sessions)
+    assign = AssignActivities(sessions, roster.queue)
     notify = NotifyActivities(sessions, transport_from_settings(settings), settings)
     return Worker(
         client,
@@ -59,7 +61,10 @@ def build_worker(
             records.create_checklist,
             records.record_risk,
             records.record_escalation,
+            records.grant_academy_access,
+            records.record_churn,
             assign.assign_csm,
+            assign.reassign_csm,
             notify.send_email,
             notify.send_chat,
         ],

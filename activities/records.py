@@ -8,15 +8,24 @@ from temporalio import activity
 
 from db import SessionFactory
 from models.activities import (
+    AcademyAccess,
     Checklist,
     ChecklistResult,
+    ChurnRecord,
     EscalationRecord,
     HandoffRecord,
     OnboardingOpened,
     RiskRecord,
     StageChange,
 )
-from models.tables import EscalationLog, Onboarding, RiskChange, StageTransition, Task
+from models.tables import (
+    AcademyGrant,
+    EscalationLog,
+    Onboarding,
+    RiskChange,
+    StageTransition,
+    Task,
+)
 
 
 class RecordActivities:
@@ -173,3 +182,45 @@ class RecordActivities:
                     # Created meanwhile by a concurrent attempt: the unique key did its job.
                     session.rollback()
         return ChecklistResult(created=created)
+
+    @activity.defn
+    def grant_academy_access(self, access: AcademyAccess) -> bool:
+        """Record the user's access to the academy; False when they already had it."""
+        email = str(access.user.email).lower()
+        with self.sessions() as session:
+            exists = session.exec(
+                select(AcademyGrant).where(
+                    AcademyGrant.account_id == access.account_id, AcademyGrant.email == email
+                )
+            ).first()
+            if exists is not None:
+                return False
+            session.add(
+                AcademyGrant(
+                    account_id=access.account_id,
+                    email=email,
+                    name=access.user.name,
+                    courses=access.courses,
+                    granted_at=access.at,
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # granted meanwhile by a concurrent attempt
+                return False
+            return True
+
+    @activity.defn
+    def record_churn(self, record: ChurnRecord) -> None:
+        """The customer left (the retention KPI counts from this); the first record stands."""
+        with self.sessions() as session:
+            row = session.get(Onboarding, record.account_id)
+            if row is None:
+                raise RuntimeError(f"no onboarding row for {record.account_id}")
+            if row.churned_at is None:
+                row.churned_at = record.churn.at
+                row.churn_reason = record.churn.reason
+                row.churn_note = record.churn.note
+                session.add(row)
+                session.commit()

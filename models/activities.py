@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from models.academy import CoursePlan, LearningPath
+from models.everboarding import Churn, FeatureAnnouncement
 from models.journey import (
     Cancellation,
     Contact,
@@ -42,11 +44,37 @@ class StageChange(BaseModel):
 class CsmRequest(BaseModel):
     account_id: str
     touch_model: TouchModel
+    industry: str = ""
+
+
+class ReassignRequest(BaseModel):
+    account_id: str
+    number: int
+    """Numbers the account's reassignments (the idempotency key)."""
+    to: str
+    touch_model: TouchModel
+    reason: str
+    by: str
+    at: datetime
+    over_capacity: bool = False
+
+
+class AcademyAccess(BaseModel):
+    account_id: str
+    user: Contact
+    courses: list[str]
+    at: datetime
+
+
+class ChurnRecord(BaseModel):
+    account_id: str
+    churn: Churn
 
 
 class HandoffRecord(BaseModel):
     account_id: str
-    csm_id: str
+    csm_id: str | None
+    """None while the onboarding waits in the pooled queue."""
     notes: list[str]
 
 
@@ -84,6 +112,9 @@ class MailTemplate(StrEnum):
     FAREWELL = "farewell"
     ESCALATION = "escalation"
     NAME_CHAMPION = "name_champion"
+    ACADEMY_INVITE = "academy_invite"
+    REASSIGNED = "reassigned"
+    ADOPTION_CHECKIN = "adoption_checkin"
 
 
 class MailContext(BaseModel):
@@ -100,6 +131,16 @@ class MailContext(BaseModel):
     cancellation: Cancellation | None = None
     risk: RiskAssessment | None = None
     escalation: Escalation | None = None
+    path: LearningPath = LearningPath()
+    """The customer's learning path and the wording for their segment."""
+    courses: list[CoursePlan] = []
+    """Courses a message suggests (the digest's next advanced courses, an invite's path)."""
+    features: list[FeatureAnnouncement] = []
+    """New features a digest announces."""
+    previous_csm: CsmRef | None = None
+    """For a reassignment: who had the account."""
+    note: str | None = None
+    """A person's words for the recipient (a reassignment's reason)."""
 
 
 class EmailRequest(BaseModel):

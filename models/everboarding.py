@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from models.journey import CsmRef, OnboardingRequest
+from models.academy import CoursePlan, LearningPath
+from models.journey import AwareDatetime, Cancel, CsmRef, Name, OnboardingRequest, Plan, Slug
+
+
+class FeatureAnnouncement(BaseModel):
+    """Payload of the `announce_feature` signal: a new feature for some plans."""
+
+    id: Slug = Field(description="Dedupes repeated announcements.")
+    name: Name
+    summary: Name
+    plans: list[Plan] = Field(min_length=1)
+
+
+class Churn(Cancel):
+    """Payload of the `customer_churned` signal: the customer has left."""
+
+    at: AwareDatetime | None = None
 
 
 class EverboardingState(BaseModel):
@@ -14,6 +30,16 @@ class EverboardingState(BaseModel):
 
     welcomed: bool = False
     digests_sent: int = 0
+    next_digest_at: datetime | None = None
+    checkins_sent: int = 0
+    next_checkin_at: datetime | None = None
+    courses_done: dict[str, datetime] = Field(
+        default={}, description="Progress ids (`course` or `course/module`) and when."
+    )
+    pending_features: list[FeatureAnnouncement] = Field(
+        default=[], description="Announced, waiting for the next digest."
+    )
+    features_seen: list[str] = Field(default=[], description="Ids announced so far.")
 
 
 class EverboardingInput(BaseModel):
@@ -21,9 +47,23 @@ class EverboardingInput(BaseModel):
     csm: CsmRef | None
     cadence: timedelta
     state: EverboardingState = EverboardingState()
+    path: LearningPath = LearningPath()
+    checkin_every: timedelta | None = Field(
+        default=None, description="Adoption check-ins for the CSM (high-touch accounts)."
+    )
+    suggest: int = 2
+    history_limit: int = Field(
+        default=500, description="Continue as new beyond this many history events."
+    )
 
 
 class EverboardingStatus(BaseModel):
     account_id: str
     digests_sent: int
     next_digest_at: datetime | None
+    checkins_sent: int = 0
+    next_checkin_at: datetime | None = None
+    next_courses: list[CoursePlan] = []
+    pending_features: list[FeatureAnnouncement] = []
+    courses_done: list[str] = []
+    churned: Churn | None = None

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from models.academy import CourseStatus, LearningPath
 from models.playbook import Playbook
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -137,17 +138,22 @@ class OnboardingRequest(BaseModel):
     goals: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]] = []
     contract_signed_at: AwareDatetime | None = None
     playbook: Slug = "standard"
+    users: list[Contact] = Field(
+        default=[], description="The customer's first users; each gets academy access."
+    )
 
 
 class OnboardingInput(BaseModel):
-    """The workflow's input: the request plus the playbook resolved when it started.
+    """The workflow's input: the request plus the playbook and learning path resolved when
+    it started.
 
-    Carrying the resolved playbook means editing a playbook file never changes the replay of
-    a running onboarding.
+    Carrying them resolved means editing a playbook or the academy never changes the replay
+    of a running onboarding.
     """
 
     request: OnboardingRequest
     playbook: Playbook
+    path: LearningPath = LearningPath()
 
 
 class MilestoneSignal(BaseModel):
@@ -184,6 +190,29 @@ class CsmRef(BaseModel):
     id: str
     name: str
     email: str
+    pooled: bool = Field(
+        default=False, description="No CSM had capacity: this is the pooled queue's inbox."
+    )
+    reason: str | None = Field(default=None, description="Why it is pooled.")
+
+
+QUEUE_ID = "queue"
+
+
+class ReassignCsm(BaseModel):
+    """Input of the `reassign_csm` update: hand the onboarding to another CSM."""
+
+    to: str
+    reason: Name
+    by: str
+    over_capacity: bool = Field(default=False, description="Allow going beyond capacity.")
+
+
+class UsersAdded(BaseModel):
+    """Payload of the `users_added` signal: new users who need academy access."""
+
+    users: list[Contact] = Field(min_length=1)
+    by: str
 
 
 class TaskSignal(BaseModel):
@@ -383,4 +412,10 @@ class OnboardingStatus(BaseModel):
     last_engagement_at: datetime | None = None
     high_touch_since: datetime | None = Field(
         default=None, description="Switched to high-touch handling at high risk."
+    )
+    csm_pooled: bool = Field(default=False, description="Waiting in the pooled queue.")
+    learning: list[CourseStatus] = []
+    academy_users: list[str] = Field(default=[], description="Emails granted academy access.")
+    waiting_for_courses: list[str] = Field(
+        default=[], description="Courses the playbook wants finished before Review."
     )

@@ -183,6 +183,20 @@ class EverboardingPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cadence: Duration = timedelta(days=30)
+    checkin_every: Duration | None = Field(
+        default=timedelta(days=90),
+        description="High-touch accounts: remind the CSM to check adoption this often.",
+    )
+    suggest: int = Field(default=2, ge=1, description="Advanced courses suggested per digest.")
+
+
+class LearningPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    review_gate: list[str] = Field(
+        default=[],
+        description="Course ids that must be finished before Review (those on the path).",
+    )
 
 
 class PlaybookFile(BaseModel):
@@ -201,6 +215,7 @@ class PlaybookFile(BaseModel):
         default=timedelta(days=30), description="How far a CSM may move one deadline in total."
     )
     everboarding: EverboardingPlan = EverboardingPlan()
+    learning: LearningPolicy = LearningPolicy()
 
     @model_validator(mode="after")
     def _every_stage_planned(self) -> PlaybookFile:
@@ -229,6 +244,7 @@ class PlaybookFile(BaseModel):
             channels=override.channels or self.channels,
             max_extension=self.max_extension,
             everboarding=self.everboarding,
+            learning=self.learning,
         )
 
 
@@ -245,6 +261,7 @@ class Playbook(BaseModel):
     channels: ChannelPolicy = ChannelPolicy()
     max_extension: timedelta = timedelta(days=30)
     everboarding: EverboardingPlan
+    learning: LearningPolicy = LearningPolicy()
 
     def stage(self, stage: str) -> StagePlan:
         return self.stages[stage]
@@ -257,7 +274,9 @@ class PlaybookError(Exception):
 def load_playbook(directory: Path, name: str) -> PlaybookFile:
     path = directory / f"{name}.toml"
     if not path.is_file():
-        known = sorted(p.stem for p in directory.glob("*.toml") if p.stem != "csms")
+        known = sorted(
+            p.stem for p in directory.glob("*.toml") if p.stem not in ("csms", "academy")
+        )
         raise PlaybookError(f"unknown playbook {name!r} (known: {', '.join(known) or 'none'})")
     try:
         data = tomllib.loads(path.read_text())

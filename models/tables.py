@@ -37,11 +37,17 @@ class CsmBase(SQLModel):
     name: str
     email: str
     touch_models: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    industries: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, default=[])
+    )
+    chat: str | None = None
+    capacity: int = 25
     active: bool = True
 
 
 class Csm(CsmBase, table=True):
-    """The customer-success managers an onboarding can be assigned to."""
+    """The customer-success managers an onboarding can be assigned to. `capacity` is the
+    most active onboardings they take; assignment never goes beyond it."""
 
     id: str = Field(primary_key=True)
 
@@ -71,6 +77,14 @@ class Onboarding(SQLModel, table=True):
     cancelled_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     cancel_reason: str | None = None
     cancel_note: str | None = None
+    queued_since: datetime | None = Field(
+        default=None,
+        sa_type=UtcDateTime,
+        description="Waiting in the pooled queue: no CSM had capacity.",
+    )
+    churned_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    churn_reason: str | None = None
+    churn_note: str | None = None
 
 
 class StageTransition(SQLModel, table=True):
@@ -148,3 +162,31 @@ class EscalationLog(SQLModel, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     acknowledged_by: str | None = None
     note: str | None = None
+
+
+class Reassignment(SQLModel, table=True):
+    """A CSM handing an onboarding (with its open tasks and escalations) to another."""
+
+    __table_args__ = (UniqueConstraint("account_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(index=True)
+    number: int
+    from_csm: str | None
+    to_csm: str
+    reason: str
+    by: str
+    at: datetime = Field(sa_type=UtcDateTime)
+
+
+class AcademyGrant(SQLModel, table=True):
+    """A user's access to the academy, with the courses of their account's path."""
+
+    __table_args__ = (UniqueConstraint("account_id", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(index=True)
+    email: str
+    name: str
+    courses: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    granted_at: datetime = Field(sa_type=UtcDateTime)

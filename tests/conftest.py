@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,12 +24,21 @@ from aiosmtpd.controller import Controller
 from sqlmodel import Session, SQLModel, select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.records import RecordActivities
 from config import Settings
-from db import init_db, make_engine
-from models.journey import OnboardingInput, OnboardingRequest, OnboardingStatus, Stage
+from db import SessionFactory, init_db, make_engine, session_factory
+from models.academy import load_academy
+from models.activities import OnboardingOpened
+from models.journey import (
+    OnboardingInput,
+    OnboardingRequest,
+    OnboardingStatus,
+    Stage,
+    TouchModel,
+)
 from models.playbook import load_playbook
 from models.tables import Notification
 from worker import build_worker
@@ -221,6 +231,30 @@ def session(settings: Settings) -> Iterator[Session]:
     engine.dispose()
 
 
+@pytest.fixture
+def sessions(database_url: str) -> Iterator[SessionFactory]:
+    engine = make_engine(database_url)
+    init_db(engine)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def open_account(
+    sessions: SessionFactory, account: str = "acme", touch_model: TouchModel = TouchModel.HIGH
+) -> None:
+    """An onboarding row, as the workflow's first activity writes it."""
+    request = deal("acme", account_id=account, touch_model=touch_model)
+    ActivityEnvironment().run(
+        RecordActivities(sessions).open_onboarding,
+        OnboardingOpened(
+            request=request, workflow_id=f"onboarding-{account}", playbook="standard", started_at=T0
+        ),
+    )
+
+
 def deal(name: str = "acme", **changes: object) -> OnboardingRequest:
     request = OnboardingRequest.model_validate_json((EXAMPLES / f"deal-{name}.json").read_text())
     return request.model_copy(update=changes)
@@ -228,7 +262,10 @@ def deal(name: str = "acme", **changes: object) -> OnboardingRequest:
 
 def onboarding_input(request: OnboardingRequest, playbook: str = "standard") -> OnboardingInput:
     resolved = load_playbook(ROOT / "playbooks", playbook).resolve(playbook, request.touch_model)
-    return OnboardingInput(request=request, playbook=resolved)
+    path = load_academy(ROOT / "playbooks").path_for(
+        request.plan, request.industry, request.use_case
+    )
+    return OnboardingInput(request=request, playbook=resolved, path=path)
 
 
 async def eventually(check: object, within: float = 20.0) -> None:

@@ -3,64 +3,30 @@ and a real SMTP server: idempotent under retries, correct assignment."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.assign import AssignActivities
 from activities.mail import FileOutbox, SmtpTransport
 from activities.notify import NotifyActivities
 from activities.records import RecordActivities
 from config import Settings
-from db import RosterEntry, make_engine, seed_roster, session_factory
 from models.activities import (
     Checklist,
-    CsmRequest,
     EmailRequest,
     MailContext,
     MailTemplate,
-    OnboardingOpened,
     StageChange,
     TaskDue,
 )
-from models.journey import Stage, TouchModel
-from models.tables import Csm, Notification, Onboarding, StageTransition, Task
-from tests.conftest import Mailbox, deal
+from models.journey import Stage
+from models.tables import Notification, Onboarding, StageTransition, Task
+from tests.conftest import T0, Mailbox, deal, open_account
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 run = ActivityEnvironment().run
-
-
-@pytest.fixture
-def sessions(database_url: str):
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
-
-
-def open_account(sessions, account: str = "acme", touch_model: TouchModel = TouchModel.HIGH):
-    request = deal("acme", account_id=account, touch_model=touch_model)
-    run(
-        RecordActivities(sessions).open_onboarding,
-        OnboardingOpened(
-            request=request, workflow_id=f"onboarding-{account}", playbook="standard", started_at=T0
-        ),
-    )
-
-
-def roster(sessions, *entries: tuple[str, list[str]]) -> None:
-    with sessions() as session:
-        seed_roster(
-            session,
-            [
-                RosterEntry(id=id_, name=id_, email=f"{id_}@example.com", touch_models=models)
-                for id_, models in entries
-            ],
-        )
 
 
 def test_stage_changes_are_recorded_once_with_entry_and_exit(sessions) -> None:
@@ -125,40 +91,6 @@ def test_checklist_is_created_once(sessions) -> None:
         ]
 
 
-def test_assignment_picks_least_loaded_csm_serving_the_touch_model(sessions) -> None:
-    roster(sessions, ("csm-b", ["high"]), ("csm-a", ["high"]), ("csm-t", ["tech"]))
-    assign = AssignActivities(sessions)
-    picks = []
-    for account in ("one", "two", "three"):
-        open_account(sessions, account)
-        picks.append(run(assign.assign_csm, CsmRequest(account_id=account, touch_model="high")).id)
-    # Ties go to the lower id; then to whoever has fewer active onboardings.
-    assert picks == ["csm-a", "csm-b", "csm-a"]
-    # A retried assignment keeps the CSM it already gave.
-    again = run(assign.assign_csm, CsmRequest(account_id="two", touch_model="high"))
-    assert again.id == "csm-b"
-    with sessions() as session:
-        assert session.get(Onboarding, "two").csm_id == "csm-b"
-
-
-def test_assignment_waits_when_nobody_serves_the_touch_model(sessions) -> None:
-    roster(sessions, ("csm-a", ["high"]))
-    with sessions() as session:
-        inactive = Csm(
-            id="csm-x", name="x", email="x@example.com", touch_models=["community"], active=False
-        )
-        session.add(inactive)
-        session.commit()
-    open_account(sessions, "commune", TouchModel.COMMUNITY)
-    with pytest.raises(ApplicationError) as error:
-        run(
-            AssignActivities(sessions).assign_csm,
-            CsmRequest(account_id="commune", touch_model="community"),
-        )
-    assert "no active CSM serves touch model 'community'" in str(error.value)
-    assert error.value.non_retryable is False  # retried until the roster has someone
-
-
 def welcome_request() -> EmailRequest:
     request = deal("acme")
     return EmailRequest(
@@ -204,19 +136,6 @@ def test_customer_text_is_escaped_in_html_but_not_in_text(sessions, tmp_path: Pa
     assert "Smith & <Sons>" in message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert "Smith &amp; &lt;Sons&gt;" in html and "<Sons>" not in html
-
-
-def test_roster_seed_keeps_rows_edited_in_the_database(sessions) -> None:
-    roster(sessions, ("csm-a", ["high"]))
-    with sessions() as session:
-        row = session.get(Csm, "csm-a")
-        row.active = False
-        session.add(row)
-        session.commit()
-    roster(sessions, ("csm-a", ["high"]), ("csm-b", ["low"]))
-    with sessions() as session:
-        assert session.get(Csm, "csm-a").active is False
-        assert session.get(Csm, "csm-b") is not None
 
 
 def test_naive_timestamps_are_refused(sessions) -> None:

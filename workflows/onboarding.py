@@ -6,13 +6,16 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities.assign import AssignActivities
     from activities.notify import NotifyActivities
     from activities.records import RecordActivities
+    from models.academy import CoursePlan, CourseStatus
     from models.activities import (
+        AcademyAccess,
         ChatRequest,
         Checklist,
         CsmRequest,
@@ -22,11 +25,12 @@ with workflow.unsafe.imports_passed_through():
         MailContext,
         MailTemplate,
         OnboardingOpened,
+        ReassignRequest,
         RiskRecord,
         StageChange,
         TaskDue,
     )
-    from models.everboarding import EverboardingInput
+    from models.everboarding import EverboardingInput, EverboardingState
     from models.journey import (
         Acknowledge,
         Cancel,
@@ -38,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         Contact,
         CsmRef,
         Engagement,
+        EngagementKind,
         Escalation,
         ExtendDeadline,
         Milestone,
@@ -47,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         OnboardingInput,
         OnboardingStatus,
         PauseClock,
+        ReassignCsm,
         ResumeClock,
         RiskAssessment,
         RiskLevel,
@@ -56,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         TaskSignal,
         TaskStatus,
         TouchModel,
+        UsersAdded,
     )
     from workflows import (
         MEMO_CSM,
@@ -68,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
         SA_ESCALATED,
         SA_NEXT_DEADLINE,
         SA_OVERDUE,
+        SA_PLAN,
         SA_RISK,
         SA_STAGE,
         SA_TOUCH_MODEL,
@@ -82,8 +90,10 @@ with workflow.unsafe.imports_passed_through():
 STAGE_MILESTONE = {milestone.stage: milestone for milestone in Milestone}
 # The stages whose playbook tasks make up the customer's checklist.
 PLANNED_STAGES = (Stage.KICKOFF, Stage.ADOPT, Stage.REVIEW)
-# workflow.patched id: deadlines, reminders, tasks, pause and cancel.
+# workflow.patched ids: deadlines, reminders, tasks, pause and cancel; then academy access,
+# the learning path's gate, and retrying a pooled assignment.
 DEADLINES_PATCH = "deadlines-v1"
+ACADEMY_PATCH = "academy-v1"
 
 
 def _task_due(task: TaskStatus) -> TaskDue:
@@ -103,8 +113,11 @@ class OnboardingWorkflow:
     """Walks one account through depart → handoff → kickoff → adopt → review → expand.
 
     Signals (system-to-system, fire and forget; early ones are kept, duplicates ignored):
-        contract_signed, kickoff_held, integration_done, review_passed
-    Update (the CSM's interface, validated): complete_milestone
+        contract_signed, kickoff_held, integration_done, review_passed, task_done,
+        engagement (also course progress), champion_changed, users_added
+    Updates (the CSM's interface, validated): complete_milestone, complete_task,
+        extend_deadline, pause, resume, cancel, set_champion, acknowledge_escalation,
+        reassign_csm
     Query: status
     """
 
@@ -113,6 +126,7 @@ class OnboardingWorkflow:
         # Decided here, not in run(): a signal in the first activation already publishes.
         # Onboardings started before deadlines existed replay the plain milestone waits.
         self._deadlines = workflow.patched(DEADLINES_PATCH)
+        self._academy = self._deadlines and workflow.patched(ACADEMY_PATCH)
         # Search attributes are kept current when the run was started with them (the starter
         # does; the time-skipping test server knows none and would fail the task).
         self._indexed = SA_STAGE in workflow.info().typed_search_attributes
@@ -147,6 +161,14 @@ class OnboardingWorkflow:
         self._escalation_armed = True
         self._unsaved_escalation = False
         self._high_touch_since: datetime | None = None
+        # Learning: the path, progress (`course` or `course/module` → when), academy users.
+        self._path = input.path
+        self._courses_done: dict[str, datetime] = {}
+        self._academy_opened_at: datetime | None = None
+        self._users_waiting: list[Contact] = [input.request.champion, *input.request.users]
+        self._academy_users: list[str] = []
+        self._reassignments = 0
+        self._reassigning = False
         if input.request.contract_signed_at is not None:
             self._milestones[Milestone.CONTRACT_SIGNED] = MilestoneRecord(
                 at=input.request.contract_signed_at,
@@ -180,6 +202,9 @@ class OnboardingWorkflow:
         }
         while not self._stage.ended:
             stage = self._stage
+            if self._academy and self._csm is not None and self._csm.pooled:
+                # Capacity may have freed up since: try again at every stage.
+                await self._take_csm(f"{stage}:brief")
             await stage_actions[stage]()
             milestone = STAGE_MILESTONE.get(stage)
             if milestone is not None:
@@ -207,10 +232,14 @@ class OnboardingWorkflow:
         """
 
         def settled() -> bool:
-            return milestone in self._milestones or self._cancellation is not None
+            if self._cancellation is not None:
+                return True
+            gated = milestone.stage is Stage.ADOPT and bool(self._waiting_for_courses())
+            return milestone in self._milestones and not gated
 
         while not settled():
             await self._save_tasks()
+            await self._grant_academy_access()
             if self._paused_at is not None:
                 # A paused clock sends nothing; resuming shifts every deadline (see `resume`).
                 await workflow.wait_condition(lambda: self._paused_at is None or settled())
@@ -406,7 +435,121 @@ class OnboardingWorkflow:
         at = signal.at or workflow.now()
         if self._last_engagement is None or at > self._last_engagement:
             self._last_engagement = at
+        if signal.kind is EngagementKind.COURSE_COMPLETED and signal.value:
+            if self._path.unknown(signal.value):
+                workflow.logger.info("progress on %r: not on this path, ignored", signal.value)
+            else:
+                self._courses_done.setdefault(signal.value, at)
+                self._publish()
         self._changes += 1
+
+    @workflow.signal
+    def users_added(self, signal: UsersAdded) -> None:
+        """New users get academy access: now if the academy is open, else at kickoff."""
+        known = {*self._academy_users, *(str(u.email).lower() for u in self._users_waiting)}
+        for user in signal.users:
+            if str(user.email).lower() not in known:
+                self._users_waiting.append(user)
+                known.add(str(user.email).lower())
+        self._changes += 1
+
+    def _waiting_for_courses(self) -> list[str]:
+        """Courses the playbook wants finished before Review that are not finished yet."""
+        if not self._academy:
+            return []
+        gate = self._playbook.learning.review_gate
+        return [
+            course.id for course in self._learning() if course.id in gate and course.done_at is None
+        ]
+
+    def _learning(self) -> list[CourseStatus]:
+        return self._path.progress(self._academy_opened_at, self._courses_done, workflow.now())
+
+    async def _grant_academy_access(self) -> None:
+        """Every user waiting gets access (recorded once per user) and an invitation with
+        the courses of the account's path."""
+        if self._academy_opened_at is None:
+            return
+        courses = [course.id for course in self._path.courses]
+        while self._users_waiting:
+            user = self._users_waiting.pop(0)
+            email = str(user.email).lower()
+            await run_activity(
+                RecordActivities.grant_academy_access,
+                AcademyAccess(
+                    account_id=self._request.account_id,
+                    user=user,
+                    courses=courses,
+                    at=workflow.now(),
+                ),
+                summary="grant academy access",
+            )
+            self._academy_users.append(email)
+            await self._mail(
+                MailTemplate.ACADEMY_INVITE,
+                f"academy:{email}",
+                user,
+                courses=self._path.level("onboarding"),
+            )
+        self._publish()
+
+    @workflow.update
+    async def reassign_csm(self, update: ReassignCsm) -> CsmRef:
+        """Hand the account to another CSM: reminders, escalations and open tasks follow."""
+        self._reassigning = True
+        before = self._csm
+        number = self._reassignments + 1
+        try:
+            after = await run_activity(
+                AssignActivities.reassign_csm,
+                ReassignRequest(
+                    account_id=self._request.account_id,
+                    number=number,
+                    to=update.to,
+                    touch_model=self._touch_model,
+                    reason=update.reason,
+                    by=update.by,
+                    at=workflow.now(),
+                    over_capacity=update.over_capacity,
+                ),
+                summary=f"reassign to {update.to}",
+            )
+        except ActivityError as error:
+            # The roster refused (unknown, inactive, at capacity): nothing changed.
+            cause = error.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(error)
+            raise ApplicationError(message, type="ReassignRefused", non_retryable=True) from None
+        finally:
+            self._reassigning = False
+        self._reassignments = number
+        self._csm = after
+        self._changes += 1
+        self._publish()
+        open_tasks = [_task_due(step) for step in self._open_steps()]
+        people = [(after, "to")] + ([(before, "from")] if before and not before.pooled else [])
+        for csm, side in people:
+            await self._mail(
+                MailTemplate.REASSIGNED,
+                f"reassign:{number}:{side}",
+                Contact(name=csm.name, email=csm.email),
+                tasks=open_tasks,
+                escalation=self._open_escalation(),
+                previous_csm=before,
+                note=update.reason,
+            )
+        return after
+
+    @reassign_csm.validator
+    def _validate_reassign(self, update: ReassignCsm) -> None:
+        self._check_running()
+        if self._csm is None:
+            raise ValueError(
+                f"{self._request.account_id} has no CSM yet; one is assigned at handoff"
+            )
+        if update.to == self._csm.id:
+            raise ValueError(f"{self._request.account_id} is already with {update.to}")
+        if self._reassigning:
+            raise ValueError("another reassignment of this account is under way")
 
     @workflow.signal
     def champion_changed(self, signal: ChampionChanged) -> None:
@@ -516,7 +659,11 @@ class OnboardingWorkflow:
         before = self._csm
         self._csm = await run_activity(
             AssignActivities.assign_csm,
-            CsmRequest(account_id=self._request.account_id, touch_model=self._touch_model),
+            CsmRequest(
+                account_id=self._request.account_id,
+                touch_model=self._touch_model,
+                industry=self._request.industry,
+            ),
             summary=f"assign a CSM ({self._touch_model}-touch)",
         )
         self._publish()
@@ -525,13 +672,26 @@ class OnboardingWorkflow:
                 RecordActivities.record_handoff,
                 HandoffRecord(
                     account_id=self._request.account_id,
-                    csm_id=self._csm.id,
+                    csm_id=None if self._csm.pooled else self._csm.id,
                     notes=self._request.goals,
                 ),
                 summary="record the CSM and the AE's handoff notes",
             )
+        if before is not None and before.id == self._csm.id and self._csm.pooled:
+            return  # still queued: the CS lead was told when it was queued
         assert self._csm_contact is not None
         await self._mail(MailTemplate.HANDOFF_BRIEF, brief_key, self._csm_contact)
+        if self._academy and self._csm.pooled and self._playbook.channels.chat:
+            await run_activity(
+                NotifyActivities.send_chat,
+                ChatRequest(
+                    key=f"{workflow.info().workflow_id}:{brief_key}:queued:chat",
+                    account_id=self._request.account_id,
+                    template=MailTemplate.HANDOFF_BRIEF,
+                    context=MailContext(account=self._request, csm=self._csm),
+                ),
+                summary="chat: queued, no CSM has capacity",
+            )
 
     async def _kickoff(self) -> None:
         checklist = self._checklist()
@@ -552,6 +712,13 @@ class OnboardingWorkflow:
             Checklist(account_id=self._request.account_id, stage=Stage.KICKOFF, tasks=checklist),
             summary=f"create the customer's checklist ({len(checklist)} tasks)",
         )
+        if self._academy:
+            self._academy_opened_at = workflow.now()
+            await self._grant_academy_access()
+            # Access given: the checklist's "give every new user access" step is done.
+            access = self._tasks.get("academy-access")
+            if access is not None and access.done_at is None:
+                self._finish_task(access, by="academy")
         await self._mail(MailTemplate.WELCOME, "kickoff:welcome", self._champion, tasks=checklist)
 
     async def _adopt(self) -> None:
@@ -566,15 +733,28 @@ class OnboardingWorkflow:
     async def _expand(self) -> None:
         await self._mail(MailTemplate.EXPAND, "expand:next-steps", self._champion)
         child_id = everboarding_id(self._request.account_id)
+        plan = self._playbook.everboarding
         try:
             await workflow.start_child_workflow(
                 EverboardingWorkflow.run,
                 EverboardingInput(
                     request=self._request,
                     csm=self._csm,
-                    cadence=self._playbook.everboarding.cadence,
+                    cadence=plan.cadence,
+                    path=self._path,
+                    state=EverboardingState(courses_done=self._courses_done),
+                    checkin_every=(
+                        plan.checkin_every if self._touch_model is TouchModel.HIGH else None
+                    ),
+                    suggest=plan.suggest,
                 ),
                 id=child_id,
+                # `starter.py announce` finds everboardings by plan.
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(SA_PLAN, self._request.plan.value)]
+                )
+                if self._indexed
+                else None,
                 # Everboarding outlives the onboarding: it runs as long as the customer stays.
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 static_summary=f"Everboarding for {self._request.account_id}",
@@ -647,10 +827,19 @@ class OnboardingWorkflow:
             f"**Overdue:** {', '.join(self._overdue()) if self._deadlines else '-'}",
             f"**Clock:** {'paused' if self._paused_at else 'running'}",
             f"**Risk:** {self._risk.level} {'; '.join(self._risk.reasons)}",
+            f"**Academy:** {self._academy_summary()}",
             "",
             *(f"- {'✅' if m in self._milestones else '⬜'} {m}" for m in Milestone),
         ]
         workflow.set_current_details("  \n".join(lines))
+
+    def _academy_summary(self) -> str:
+        courses = self._learning()
+        done = sum(1 for course in courses if course.done_at is not None)
+        waiting = self._waiting_for_courses()
+        return f"{done}/{len(courses)} courses done, {len(self._academy_users)} users" + (
+            f"; Review waits for {', '.join(waiting)}" if waiting else ""
+        )
 
     async def _record_stage(self, previous: Stage | None) -> None:
         def at(milestone: Milestone) -> datetime | None:
@@ -701,6 +890,9 @@ class OnboardingWorkflow:
         cc: list[Contact] | None = None,
         step: TaskStatus | None = None,
         escalation: Escalation | None = None,
+        courses: list[CoursePlan] | None = None,
+        previous_csm: CsmRef | None = None,
+        note: str | None = None,
     ) -> None:
         await run_activity(
             NotifyActivities.send_email,
@@ -720,6 +912,10 @@ class OnboardingWorkflow:
                     cancellation=self._cancellation,
                     risk=self._risk,
                     escalation=escalation,
+                    path=self._path,
+                    courses=courses or [],
+                    previous_csm=previous_csm,
+                    note=note,
                 ),
             ),
             summary=f"mail: {template}",
@@ -998,4 +1194,8 @@ class OnboardingWorkflow:
             champion=self._champion_contact,
             last_engagement_at=self._last_engagement,
             high_touch_since=self._high_touch_since,
+            csm_pooled=bool(self._csm and self._csm.pooled),
+            learning=self._learning(),
+            academy_users=self._academy_users,
+            waiting_for_courses=self._waiting_for_courses(),
         )
