@@ -7,6 +7,7 @@ so edits made with `starter.py csm update` survive a worker restart.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
@@ -106,7 +107,7 @@ def add_csm(session: Session, *, entry: RosterEntry) -> Csm:
     return row
 
 
-def update_csm(session: Session, *, csm_id: str, changes: dict[str, object]) -> Csm:
+def update_csm(session: Session, *, csm_id: str, changes: Mapping[str, object]) -> Csm:
     """Apply `changes` (only the fields given), validated as a whole roster entry."""
     row = _existing(session, csm_id)
     current = row.model_dump(exclude={"id"})

@@ -1,9 +1,12 @@
-"""The command line for the sales system and CSMs. Talks only to Temporal.
+"""The command line for the sales system and CSMs. Talks to Temporal, and to the database
+for the CSM roster (`csm ...`).
 
     starter.py start --from-file examples/deal-acme.json
     starter.py signal acme contract-signed --by ae-001
     starter.py status acme [--json]
     starter.py list [--json]
+    starter.py csm list
+    starter.py announce --feature "Audit log" --plans premium,enterprise --summary "..."
 
 Exit codes: 0 done, 1 refused or failed (the message says why), 2 wrong usage.
 """
@@ -14,9 +17,12 @@ import asyncio
 import getpass
 import json
 import os
+import re
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -25,6 +31,8 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -40,7 +48,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings, connect_temporal
+from db import init_db, make_engine
 from models.academy import load_academy
+from models.everboarding import Churn, FeatureAnnouncement
 from models.journey import (
     Acknowledge,
     AwareDatetime,
@@ -57,16 +67,28 @@ from models.journey import (
     OnboardingRequest,
     OnboardingStatus,
     PauseClock,
+    ReassignCsm,
     ResumeClock,
     RiskLevel,
     SetChampion,
     Stage,
+    UsersAdded,
 )
 from models.playbook import (
     PlaybookError,
     format_validation_error,
     load_playbook,
     parse_duration,
+)
+from models.tables import Csm
+from roster import (
+    RosterEntry,
+    RosterError,
+    active_loads,
+    add_csm,
+    queued,
+    remove_csm,
+    update_csm,
 )
 from workflows import (
     MEMO_CSM,
@@ -82,8 +104,10 @@ from workflows import (
     SA_STAGE,
     SA_TOUCH_MODEL,
     TASK_QUEUE,
+    everboarding_id,
     onboarding_id,
 )
+from workflows.everboarding import EverboardingWorkflow
 from workflows.onboarding import OnboardingWorkflow
 
 app = typer.Typer(
@@ -101,6 +125,10 @@ QUERY_TIMEOUT = timedelta(seconds=10)
 
 class Failure(Exception):
     """A refusal or failure the user should read; exit 1."""
+
+
+class UsersAction(StrEnum):
+    ADD = "add"
 
 
 class IfExists(StrEnum):
@@ -395,9 +423,17 @@ def engagement(
     """Report customer engagement (as the product does by signal)."""
 
     async def go() -> None:
-        handle = await _existing(await connect(), account)
-        await handle.signal(OnboardingWorkflow.engagement, Engagement(kind=kind, value=value))
-        out.print(f"sent: {kind} for {account}")
+        client = await connect()
+        signal = Engagement(kind=kind, value=value)
+        handle = await _existing(client, account)
+        if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
+            await handle.signal(OnboardingWorkflow.engagement, signal)
+            out.print(f"sent: {kind} for {account}")
+            return
+        # Onboarding over: progress and activity count for the everboarding.
+        lives_on = await _running_everboarding(client, account)
+        await lives_on.signal(EverboardingWorkflow.engagement, signal)
+        out.print(f"sent: {kind} for {account} (everboarding)")
 
     run(go())
 
@@ -440,6 +476,156 @@ def champion(
         out.print(f"accepted: {name} is the champion of {account}")
 
     run(go())
+
+
+@app.command()
+def users(
+    account: ACCOUNT,
+    action: Annotated[UsersAction, typer.Argument(help="add")],
+    addresses: Annotated[
+        list[str], typer.Argument(help='Emails, or "Name <email>", of the new users.')
+    ],
+    by: Annotated[str, typer.Option(help="Who adds them.")] = getpass.getuser(),
+) -> None:
+    """Give new users academy access (now, or at kickoff if it has not happened yet)."""
+    people = [_contact(address) for address in addresses]
+
+    async def go() -> None:
+        handle = await _existing(await connect(), account)
+        try:
+            await handle.signal(OnboardingWorkflow.users_added, UsersAdded(users=people, by=by))
+        except RPCError as error:
+            if _is_not_found(error):
+                raise Failure(f"the onboarding of {account} has already ended") from None
+            raise
+        out.print(
+            f"sent: {len(people)} user(s) for {account}; each gets academy access "
+            "(at kickoff if it is still ahead)"
+        )
+
+    run(go())
+
+
+def _contact(address: str) -> Contact:
+    name, email = parseaddr(address)
+    try:
+        return Contact(name=name or email.split("@")[0], email=email or address)
+    except ValidationError as error:
+        raise typer.BadParameter(f"{address!r}: {format_validation_error(error)}") from None
+
+
+@app.command()
+def reassign(
+    account: ACCOUNT,
+    to: Annotated[str, typer.Option("--to", help="The CSM who takes over, e.g. csm-009.")],
+    reason: Annotated[str, typer.Option(help="Why, for the record and both CSMs.")],
+    by: Annotated[str, typer.Option(help="Who decides.")] = getpass.getuser(),
+    over_capacity: Annotated[
+        bool, typer.Option("--over-capacity", help="Assign even if they are at capacity.")
+    ] = False,
+) -> None:
+    """Move an onboarding (open tasks, escalations, reminders) to another CSM; both are told."""
+
+    async def go() -> None:
+        result = await _update(
+            account,
+            OnboardingWorkflow.reassign_csm,
+            ReassignCsm(to=to, reason=reason, by=by, over_capacity=over_capacity),
+        )
+        out.print(f"accepted: {account} is now with {result.id} ({result.name}); both were told")
+
+    run(go())
+
+
+@app.command()
+def announce(
+    feature: Annotated[str, typer.Option(help='The feature\'s name, e.g. "Audit log".')],
+    plans: Annotated[str, typer.Option(help="The plans that have it, e.g. premium,enterprise.")],
+    summary: Annotated[str, typer.Option(help="One sentence for the customers' digest.")],
+    feature_id: Annotated[
+        str | None, typer.Option("--id", help="Stable id (default: from the name).")
+    ] = None,
+) -> None:
+    """Tell every running everboarding on these plans; their next digest carries it.
+
+    Safe to repeat: each everboarding takes an announcement id once."""
+    try:
+        announcement = FeatureAnnouncement(
+            id=feature_id or _slug(feature),
+            name=feature,
+            summary=summary,
+            plans=[part.strip() for part in plans.split(",") if part.strip()],
+        )
+    except ValidationError as error:
+        raise typer.BadParameter(format_validation_error(error)) from None
+
+    async def go() -> None:
+        client = await connect()
+        plan_list = ", ".join(json.dumps(str(plan)) for plan in announcement.plans)
+        query = (
+            "WorkflowType = 'EverboardingWorkflow' AND ExecutionStatus = 'Running' "
+            f"AND {SA_PLAN.name} IN ({plan_list})"
+        )
+        told = []
+        async for execution in client.list_workflows(query):
+            handle = client.get_workflow_handle(execution.id)
+            await handle.signal(EverboardingWorkflow.announce_feature, announcement)
+            told.append(execution.id.removeprefix(everboarding_id("")))
+        if not told:
+            out.print(f"no running everboarding on {', '.join(announcement.plans)}; nothing sent")
+            return
+        out.print(
+            f"announced {announcement.name!r} ({announcement.id}) to {len(told)} "
+            f"everboarding(s): {', '.join(sorted(told))}"
+        )
+
+    run(go())
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:63]
+
+
+@app.command()
+def churn(
+    account: ACCOUNT,
+    reason: Annotated[CancelReason, typer.Option(help="Why the customer left.")],
+    note: Annotated[str | None, typer.Option(help="What they said.")] = None,
+    by: Annotated[str, typer.Option(help="Who records it.")] = getpass.getuser(),
+) -> None:
+    """The customer has left: end their everboarding and record the churn (retention)."""
+
+    async def go() -> None:
+        client = await connect()
+        handle = await _running_everboarding(client, account)
+        await handle.signal(
+            EverboardingWorkflow.customer_churned, Churn(reason=reason, note=note, by=by)
+        )
+        out.print(f"sent: {account} churned ({reason}); the everboarding ends")
+
+    run(go())
+
+
+async def _running_everboarding(client: Client, account: str) -> WorkflowHandle[Any, Any]:
+    handle = client.get_workflow_handle(everboarding_id(account))
+    try:
+        if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
+            return handle
+    except RPCError as error:
+        if not _is_not_found(error):
+            raise
+    try:
+        onboarding = await client.get_workflow_handle(onboarding_id(account)).describe()
+    except RPCError as error:
+        if _is_not_found(error):
+            raise Failure(f"no onboarding for account {account}") from None
+        raise
+    if onboarding.status is WorkflowExecutionStatus.RUNNING:
+        raise Failure(
+            f"{account} is still onboarding (no everboarding yet); "
+            "use `starter.py cancel` to end an onboarding"
+        )
+    raise Failure(f"{account} has no running everboarding")
 
 
 async def _existing(client: Client, account: str) -> WorkflowHandle[Any, Any]:
@@ -526,7 +712,12 @@ def _print_status(report: StatusReport) -> None:
     facts = Table.grid(padding=(0, 2))
     facts.add_row("Stage", f"{report.stage} since {_when(report.stage_entered_at)}")
     facts.add_row("Next deadline", _when(report.next_deadline))
-    facts.add_row("CSM", report.csm_id or "not assigned yet")
+    facts.add_row(
+        "CSM",
+        "[yellow]in the pooled queue (no CSM has capacity)[/yellow]"
+        if report.csm_pooled
+        else report.csm_id or "not assigned yet",
+    )
     facts.add_row("First value", _when(report.first_value_at))
     facts.add_row("Risk", f"{report.risk.level}" + "".join(f"; {r}" for r in report.risk.reasons))
     for e in report.escalations:
@@ -576,6 +767,32 @@ def _print_status(report: StatusReport) -> None:
             due = _when(t.due_at) + (f" (+{t.extended_by})" if t.extended_by else "")
             tasks.add_row(t.id, t.stage, t.owner, due, done, str(t.reminders_sent))
         out.print(tasks)
+
+    if report.learning:
+        done = sum(1 for c in report.learning if c.done_at)
+        courses = Table(
+            title=f"Learning path ({done}/{len(report.learning)} courses done; academy users: "
+            f"{len(report.academy_users)})",
+            title_justify="left",
+        )
+        for column in ("course", "level", "module", "due", "done"):
+            courses.add_column(column)
+        for course in report.learning:
+            for n, module in enumerate(course.modules):
+                due = _when(module.due_at)
+                courses.add_row(
+                    course.id if n == 0 else "",
+                    course.level if n == 0 else "",
+                    module.id,
+                    f"[red]{due} overdue[/red]" if module.overdue else due,
+                    _when(module.done_at),
+                )
+        out.print(courses)
+    if report.waiting_for_courses:
+        out.print(
+            f"Review waits for these courses: {', '.join(report.waiting_for_courses)}",
+            highlight=False,
+        )
 
     history = Table(title="Stage history", title_justify="left")
     for column in ("stage", "entered", "exited", "days"):
@@ -666,6 +883,177 @@ def list_onboardings(
         out.print(table)
 
     run(go())
+
+
+# --- csm: the roster ------------------------------------------------------------------------
+
+csm_app = typer.Typer(
+    help="The CSM roster: who takes onboardings, for which touch models, how many at once.",
+    no_args_is_help=True,
+)
+app.add_typer(csm_app, name="csm")
+
+
+@contextmanager
+def _roster_session() -> Iterator[Session]:
+    """A database session for roster changes; a refusal becomes exit 1 with its reason."""
+    engine = make_engine(Settings().database_url)
+    try:
+        init_db(engine)
+        with Session(engine) as session:
+            yield session
+    except RosterError as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    except OperationalError as error:
+        err.print(f"[red]error:[/red] database: {error.orig}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+
+def _listed(value: str | None) -> list[str] | None:
+    return None if value is None else [part.strip() for part in value.split(",") if part.strip()]
+
+
+TOUCH_MODELS = Annotated[
+    str | None, typer.Option(help="Touch models served, comma-separated: high,low,tech,community.")
+]
+INDUSTRIES = Annotated[
+    str | None, typer.Option(help="Industries preferred, comma-separated (optional).")
+]
+CAPACITY = Annotated[int | None, typer.Option(help="Most active onboardings at once.")]
+CHAT = Annotated[str | None, typer.Option(help="Chat handle, e.g. @mei.")]
+
+
+@csm_app.command("add")
+def csm_add(
+    csm_id: Annotated[str, typer.Argument(help="The CSM's id, e.g. csm-011.")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    email: Annotated[str, typer.Option(help="Work email.")],
+    touch_models: TOUCH_MODELS = None,
+    industries: INDUSTRIES = None,
+    capacity: CAPACITY = None,
+    chat: CHAT = None,
+) -> None:
+    """Add a CSM to the roster."""
+    given = {
+        "touch_models": _listed(touch_models),
+        "industries": _listed(industries),
+        "capacity": capacity,
+        "chat": chat,
+    }
+    try:
+        entry = RosterEntry(
+            id=csm_id,
+            name=name,
+            email=email,
+            **{key: value for key, value in given.items() if value is not None},
+        )
+    except ValidationError as error:
+        raise typer.BadParameter(format_validation_error(error)) from None
+    with _roster_session() as session:
+        add_csm(session, entry=entry)
+        waiting = queued(session)
+    out.print(f"added {entry.id} ({entry.name}), capacity {entry.capacity}")
+    if waiting:
+        out.print(
+            f"{len(waiting)} onboarding(s) wait in the queue: "
+            f"{', '.join(o.account_id for o in waiting)}; `starter.py reassign ACCOUNT --to "
+            f"{entry.id} --reason ...` moves one"
+        )
+
+
+@csm_app.command("update")
+def csm_update(
+    csm_id: Annotated[str, typer.Argument(help="The CSM's id.")],
+    name: Annotated[str | None, typer.Option(help="Full name.")] = None,
+    email: Annotated[str | None, typer.Option(help="Work email.")] = None,
+    touch_models: TOUCH_MODELS = None,
+    industries: INDUSTRIES = None,
+    capacity: CAPACITY = None,
+    chat: CHAT = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Take new onboardings or not.")
+    ] = None,
+) -> None:
+    """Change a CSM's details; only the options given change."""
+    changes = {
+        "name": name,
+        "email": email,
+        "touch_models": _listed(touch_models),
+        "industries": _listed(industries),
+        "capacity": capacity,
+        "chat": chat,
+        "active": active,
+    }
+    changes = {key: value for key, value in changes.items() if value is not None}
+    if not changes:
+        raise typer.BadParameter("give at least one option to change (see --help)")
+    with _roster_session() as session:
+        row = update_csm(session, csm_id=csm_id, changes=changes)
+        load = active_loads(session).get(csm_id, 0)
+    out.print(f"updated {csm_id}: {', '.join(sorted(changes))}")
+    if load > row.capacity:
+        out.print(
+            f"[yellow]note:[/yellow] {csm_id} has {load} active onboardings, above the new "
+            f"capacity {row.capacity}; they get no new ones until below it"
+        )
+
+
+@csm_app.command("remove")
+def csm_remove(csm_id: Annotated[str, typer.Argument(help="The CSM's id.")]) -> None:
+    """Take a CSM off the roster (refused while they have active onboardings)."""
+    with _roster_session() as session:
+        out.print(remove_csm(session, csm_id=csm_id))
+
+
+class CsmLine(BaseModel):
+    id: str
+    name: str
+    email: str
+    touch_models: list[str]
+    industries: list[str]
+    chat: str | None
+    active_onboardings: int
+    capacity: int
+    active: bool
+
+
+@csm_app.command("list")
+def csm_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The roster with each CSM's load against capacity, and the queue."""
+    with _roster_session() as session:
+        load = active_loads(session)
+        lines = [
+            CsmLine(**row.model_dump(), active_onboardings=load.get(row.id, 0))
+            for row in session.exec(select(Csm).order_by(Csm.id)).all()
+        ]
+        waiting = [o.account_id for o in queued(session)]
+    if as_json:
+        out.print_json(
+            json.dumps({"csms": [line.model_dump() for line in lines], "queue": waiting})
+        )
+        return
+    table = Table()
+    for column in ("csm", "name", "touch models", "industries", "load", "active"):
+        table.add_column(column)
+    for line in lines:
+        full = line.active_onboardings >= line.capacity
+        table.add_row(
+            line.id,
+            line.name,
+            ",".join(line.touch_models),
+            ",".join(line.industries) or "-",
+            ("[red]" if full else "")
+            + f"{line.active_onboardings}/{line.capacity}"
+            + (" full[/red]" if full else ""),
+            "yes" if line.active else "no",
+        )
+    out.print(table)
+    out.print(f"queue: {', '.join(waiting) if waiting else 'empty'}")
 
 
 def main() -> NoReturn:

@@ -404,7 +404,8 @@ async def test_a_tech_touch_customer_at_high_risk_gets_a_named_csm_and_human_rem
             )
         }
     )
-    # Tech-touch: assigned the pooled CSM at handoff.
+    # Tech-touch: assigned the pooled CSM at handoff. At high risk, a named CSM: Jonas
+    # (csm-009) serves high-touch and knows retail, Globex's industry.
     handle, _ = await start_in_adopt(time_env, client, worker, playbook, "globex")
     assert (await handle.query(OnboardingWorkflow.status)).csm_id == "csm-pool"
     await time_env.sleep(1 * DAY)
@@ -414,18 +415,19 @@ async def test_a_tech_touch_customer_at_high_risk_gets_a_named_csm_and_human_rem
         ChampionChanged(reason=ChampionLossReason.MOVED, new_champion=new),
     )
     await eventually(lambda: "onboarding-globex:high-touch:brief" in mailbox.received())
-    assert CSM in str(mailbox.one("onboarding-globex:high-touch:brief")["To"])
+    jonas = "jonas.berg@example.com"
+    assert jonas in str(mailbox.one("onboarding-globex:high-touch:brief")["To"])
     status = await handle.query(OnboardingWorkflow.status)
-    assert status.csm_id == "csm-007" and status.high_touch_since is not None
+    assert status.csm_id == "csm-009" and status.high_touch_since is not None
     session.expire_all()
-    assert session.get(Onboarding, "globex").csm_id == "csm-007"
+    assert session.get(Onboarding, "globex").csm_id == "csm-009"
 
     await time_env.sleep(4 * DAY + timedelta(hours=1))  # day 5: the add-users reminder
     key = "onboarding-globex:adopt:task:add-users:reminder:1"
     await eventually(lambda: key in mailbox.received())
     reminder = mailbox.one(key)
     assert reminder["To"].addresses[0].addr_spec == "rui@globex-bakery.example"
-    assert reminder["Cc"].addresses[0].addr_spec == CSM
+    assert reminder["Cc"].addresses[0].addr_spec == jonas
     await handle.terminate("test over")
 
 

@@ -133,6 +133,7 @@ async def test_happy_path_across_weeks(
         [
             "onboarding-acme:depart:what-to-expect",
             "onboarding-acme:handoff:brief",
+            "onboarding-acme:academy:kenji.mori@acme-logistics.example",
             "onboarding-acme:kickoff:welcome",
             "onboarding-acme:review:checklist",
             "onboarding-acme:expand:next-steps",
