@@ -15,6 +15,7 @@ from activities.notify import NotifyActivities
 from activities.records import RecordActivities
 from config import Settings
 from models.activities import (
+    AcademyAccess,
     Checklist,
     EmailRequest,
     MailContext,
@@ -144,3 +145,21 @@ def test_naive_timestamps_are_refused(sessions) -> None:
             StageTransition(account_id="x", stage="depart", entered_at=datetime(2026, 1, 1))
         )
         session.commit()
+
+
+def test_academy_access_is_granted_once_per_user_however_often_it_is_retried(sessions) -> None:
+    open_account(sessions)
+    access = AcademyAccess(
+        account_id="acme",
+        user=Contact(name="Ana Ruiz", email="Ana@Acme.example"),
+        courses=["getting-started"],
+        at=T0,
+    )
+    records = RecordActivities(sessions)
+    assert run(records.grant_academy_access, access) is True
+    assert run(records.grant_academy_access, access) is False  # a retry
+    with sessions() as session:
+        rows = session.exec(select(AcademyGrant)).all()
+        assert [(r.email, r.courses, r.granted_at) for r in rows] == [
+            ("ana@acme.example", ["getting-started"], T0)
+        ]

@@ -136,6 +136,7 @@ def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path)
         for key in (
             "onboarding-acme:depart:what-to-expect",
             "onboarding-acme:handoff:brief",
+            "onboarding-acme:academy:kenji.mori@acme-logistics.example",
             "onboarding-acme:kickoff:welcome",
             "onboarding-acme:review:checklist",
             "onboarding-acme:expand:next-steps",
@@ -148,7 +149,7 @@ def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path)
     assert welcome["To"].addresses[0].addr_spec == "kenji.mori@acme-logistics.example"
     with Session(make_engine(app_env["DATABASE_URL"])) as session:
         assert session.get(Onboarding, "acme").stage == "completed"
-        assert len(session.exec(select(Notification)).all()) == 6
+        assert len(session.exec(select(Notification)).all()) == 7
 
     if os.environ.get("RECORD_HISTORIES"):
         # Refresh the replay fixtures: RECORD_HISTORIES=1 make test (then review the diff).
@@ -170,6 +171,141 @@ def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path)
                 check=True,
             )
             (HISTORIES / f"{workflow_id}.json").write_text(shown.stdout)
+
+
+def deal_file(tmp_path: Path, example: str, **changes: object) -> str:
+    data = json.loads((ROOT / "examples" / f"deal-{example}.json").read_text()) | changes
+    path = tmp_path / f"{data['account_id']}.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def finish(env: dict[str, str], account: str, *milestones: str) -> None:
+    for milestone in milestones:
+        result = starter(env, "signal", account, milestone, "--by", "csm-007")
+        assert result.returncode == 0, result.stderr
+    wait_for_stage(env, account, "completed")
+
+
+def test_roster_users_reassign_announce_and_churn_from_the_command_line(
+    app_env: dict[str, str], worker_process, tmp_path: Path
+) -> None:
+    # The roster: seeded by the worker, changed from the CLI, validated.
+    roster = json.loads(starter(app_env, "csm", "list", "--json").stdout)
+    assert {c["id"]: c["capacity"] for c in roster["csms"]} == {
+        "csm-007": 12,
+        "csm-009": 10,
+        "csm-pool": 500,
+    }
+    add = ["csm", "add", "csm-011", "--name", "Ada Brandt", "--email", "ada@example.com"]
+    added = starter(app_env, *add, "--touch-models", "high", "--capacity", "2")
+    assert added.returncode == 0 and "added csm-011" in added.stdout, added.stderr
+    again = starter(app_env, *add, "--touch-models", "high")
+    assert again.returncode == 1 and "already on the roster" in again.stderr
+    wrong = starter(
+        app_env,
+        "csm",
+        "add",
+        "csm-012",
+        "--name",
+        "X",
+        "--email",
+        "x@example.com",
+        "--touch-models",
+        "gold",
+    )
+    assert wrong.returncode == 2 and "touch_models.0" in wrong.stderr
+    negative = starter(app_env, "csm", "update", "csm-011", "--capacity", "-1")
+    assert negative.returncode == 1 and "capacity" in negative.stderr
+
+    # An onboarding with users, handed to the new CSM.
+    signed = {"contract_signed_at": "2026-11-20T09:00:00Z"}
+    premium = deal_file(tmp_path, "acme", account_id="roster-co", **signed)
+    basic = deal_file(tmp_path, "globex", account_id="basic-co")
+    for path in (premium, basic):
+        assert starter(app_env, "start", "--from-file", path).returncode == 0
+    wait_for_stage(app_env, "roster-co", "kickoff")
+    bad_user = starter(app_env, "users", "roster-co", "add", "Ana <ana@roster.example>", "nope")
+    assert bad_user.returncode == 2 and "'nope'" in bad_user.stderr
+    users = starter(app_env, "users", "roster-co", "add", "Ana Ruiz <ana@roster.example>")
+    assert users.returncode == 0, users.stderr
+    refused = starter(app_env, "reassign", "roster-co", "--to", "csm-nobody", "--reason", "x")
+    assert refused.returncode == 1 and "rejected: unknown CSM 'csm-nobody'" in refused.stderr
+    moved = starter(app_env, "reassign", "roster-co", "--to", "csm-011", "--reason", "Mei is away")
+    assert moved.returncode == 0 and "roster-co is now with csm-011" in moved.stdout, moved.stderr
+    assert status_json(app_env, "roster-co")["csm_id"] == "csm-011"
+    busy = starter(app_env, "csm", "remove", "csm-011")
+    assert busy.returncode == 1 and "roster-co" in busy.stderr and "reassign" in busy.stderr
+    listed = starter(app_env, "csm", "list")
+    assert "1/2" in next(line for line in listed.stdout.splitlines() if "csm-011" in line)
+
+    not_yet = starter(app_env, "churn", "roster-co", "--reason", "price")
+    assert not_yet.returncode == 1 and "still onboarding" in not_yet.stderr
+    finish(app_env, "roster-co", "kickoff-held", "integration-done", "review-passed")
+    assert "ana@roster.example" in status_json(app_env, "roster-co")["academy_users"]
+    finish(app_env, "basic-co", "integration-done", "review-passed")
+
+    # A feature for premium and enterprise reaches roster-co, not the basic customer; a
+    # second run changes nothing.
+    announce = [
+        "announce",
+        "--feature",
+        "Audit log",
+        "--plans",
+        "premium,enterprise",
+        "--summary",
+        "Every change, who made it and when.",
+    ]
+    for _ in range(2):
+        told = starter(app_env, *announce)
+        assert told.returncode == 0, told.stderr
+        assert "roster-co" in told.stdout and "basic-co" not in told.stdout
+    premium_status = everboarding_status(app_env, "roster-co")
+    assert [f["id"] for f in premium_status["pending_features"]] == ["audit-log"]
+    assert not everboarding_status(app_env, "basic-co")["pending_features"]
+    gold = starter(app_env, "announce", "--feature", "X", "--plans", "gold", "--summary", "x")
+    assert gold.returncode == 2 and "plans.0" in gold.stderr
+
+    # After onboarding, course progress goes to the everboarding.
+    progress = starter(
+        app_env, "engagement", "basic-co", "--kind", "course_completed", "--value", "reporting"
+    )
+    assert progress.returncode == 0 and "(everboarding)" in progress.stdout, progress.stderr
+
+    churned = starter(app_env, "churn", "roster-co", "--reason", "price", "--note", "budget")
+    assert churned.returncode == 0, churned.stderr
+    deadline = time.monotonic() + 30
+    with Session(make_engine(app_env["DATABASE_URL"])) as session:
+        while session.get(Onboarding, "roster-co").churned_at is None:
+            assert time.monotonic() < deadline, "churn not recorded"
+            time.sleep(0.2)
+            session.expire_all()
+        assert session.get(Onboarding, "roster-co").churn_reason == "price"
+    twice = starter(app_env, "churn", "roster-co", "--reason", "price")
+    assert twice.returncode == 1 and "no running everboarding" in twice.stderr
+
+
+def everboarding_status(env: dict[str, str], account: str) -> dict:
+    """The everboarding's status query, through the temporal CLI as an operator runs it."""
+    shown = subprocess.run(
+        [
+            Path(sys.executable).parent / "temporal",
+            "workflow",
+            "query",
+            "--workflow-id",
+            f"everboarding-{account}",
+            "--name",
+            "status",
+            "--output",
+            "json",
+            "--address",
+            env["TEMPORAL_ADDRESS"],
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(shown.stdout)["queryResult"][0]
 
 
 BAD_DEALS = {

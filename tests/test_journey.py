@@ -15,7 +15,6 @@ from temporalio.client import (
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from models.everboarding import EverboardingInput
 from models.journey import (
     JOURNEY,
     CompleteMilestone,
@@ -32,7 +31,6 @@ from tests.conftest import (
     reach,
     sent_keys,
 )
-from workflows.everboarding import MAX_HISTORY_EVENTS, EverboardingWorkflow
 from workflows.onboarding import OnboardingWorkflow
 
 CHAMPION = "kenji.mori@acme-logistics.example"
@@ -222,35 +220,3 @@ async def test_tech_touch_kickoff_is_automated_and_a_signed_deal_skips_the_wait(
     tasks = {t.task_id for t in session.exec(select(Task).where(Task.account_id == "globex"))}
     assert "kickoff-call" not in tasks and {"academy-access", "add-users"} <= tasks
     await handle.terminate("test over")
-
-
-async def test_everboarding_continues_as_new_and_keeps_counting(
-    time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
-) -> None:
-    handle = await client.start_workflow(
-        EverboardingWorkflow.run,
-        EverboardingInput(request=deal("initech"), csm=None, cadence=timedelta(days=30)),
-        id="everboarding-initech",
-        task_queue=worker.task_queue,
-    )
-    first_run = (await handle.describe()).run_id
-    digests = MAX_HISTORY_EVENTS // 8  # more cycles than one run's history allows
-    for _ in range(digests):
-        await time_env.sleep(timedelta(days=30))
-    await eventually(lambda: f"everboarding-initech:digest:{digests}" in mailbox.received())
-
-    latest = client.get_workflow_handle("everboarding-initech")
-    description = await latest.describe()
-    assert description.run_id != first_run
-    assert description.status is WorkflowExecutionStatus.RUNNING
-    assert (await latest.query(EverboardingWorkflow.status)).digests_sent == digests
-    keys = mailbox.received()
-    assert keys.count("everboarding-initech:keep-learning") == 1
-    assert sorted(k for k in keys if ":digest:" in k) == sorted(
-        f"everboarding-initech:digest:{n}" for n in range(1, digests + 1)
-    )
-    history = await client.get_workflow_handle(
-        "everboarding-initech", run_id=first_run
-    ).fetch_history()
-    assert len(history.events) <= MAX_HISTORY_EVENTS + 20
-    await latest.terminate("test over")
