@@ -23,8 +23,8 @@ from models.activities import (
     StageChange,
     TaskDue,
 )
-from models.journey import Stage
-from models.tables import Notification, Onboarding, StageTransition, Task
+from models.journey import Contact, Stage
+from models.tables import AcademyGrant, Notification, Onboarding, StageTransition, Task
 from tests.conftest import T0, Mailbox, deal, open_account
 
 run = ActivityEnvironment().run
