@@ -769,9 +769,9 @@ def _print_status(report: StatusReport) -> None:
         out.print(tasks)
 
     if report.learning:
-        done = sum(1 for c in report.learning if c.done_at)
+        finished = sum(1 for c in report.learning if c.done_at)
         courses = Table(
-            title=f"Learning path ({done}/{len(report.learning)} courses done; academy users: "
+            title=f"Learning path ({finished}/{len(report.learning)} courses done; academy users: "
             f"{len(report.academy_users)})",
             title_justify="left",
         )
