@@ -18,11 +18,15 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_fixtures_are_there() -> None:
     names = {path.stem for path in HISTORIES}
-    # The first journey (before deadlines: the unpatched path), today's journey on the dev
-    # server (search attributes kept current), and one with reminders and an escalation.
+    # Each generation of the workflows: the first journey (before `deadlines-v1`), the one
+    # before `academy-v1`, and today's; each as the README journey on the dev server (search
+    # attributes kept current) and as a run with reminders and an escalation.
     assert {
         "onboarding-acme-before-deadlines",
         "everboarding-acme-first",
+        "onboarding-acme-before-academy",
+        "everboarding-acme-before-academy",
+        "onboarding-acme-escalation-before-academy",
         "onboarding-acme",
         "everboarding-acme",
         "onboarding-acme-escalation",
