@@ -123,8 +123,9 @@ def update_csm(session: Session, *, csm_id: str, changes: Mapping[str, object]) 
 
 
 def remove_csm(session: Session, *, csm_id: str) -> str:
-    """Delete a CSM nobody refers to; one with past onboardings is made inactive instead (the
-    scorecard still needs them). Refused while they have active onboardings."""
+    """Take a CSM off the roster: refused while they have active onboardings. The row stays,
+    inactive, because past onboardings refer to it and so the seed file does not bring the CSM
+    back at the next worker start."""
     row = _existing(session, csm_id)
     active = session.exec(
         select(Onboarding.account_id)
@@ -137,15 +138,10 @@ def remove_csm(session: Session, *, csm_id: str) -> str:
             f"{csm_id} still has {len(active)} active onboarding(s): {', '.join(sorted(active))}; "
             "move them with `starter.py reassign ACCOUNT --to CSM`"
         )
-    past = session.exec(select(func.count()).where(Onboarding.csm_id == csm_id)).one()
-    if past:
-        row.active = False
-        session.add(row)
-        session.commit()
-        return f"deactivated {csm_id} (kept for the {past} onboarding(s) they ran)"
-    session.delete(row)
+    row.active = False
+    session.add(row)
     session.commit()
-    return f"removed {csm_id}"
+    return f"removed {csm_id}: they take no new onboardings (kept, inactive, for the record)"
 
 
 def _existing(session: Session, csm_id: str) -> Csm:

@@ -900,7 +900,7 @@ def _roster_session() -> Iterator[Session]:
     engine = make_engine(Settings().database_url)
     try:
         init_db(engine)
-        with Session(engine) as session:
+        with Session(engine, expire_on_commit=False) as session:
             yield session
     except RosterError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
@@ -1003,7 +1003,7 @@ def csm_update(
 
 @csm_app.command("remove")
 def csm_remove(csm_id: Annotated[str, typer.Argument(help="The CSM's id.")]) -> None:
-    """Take a CSM off the roster (refused while they have active onboardings)."""
+    """Take a CSM off the roster: no new onboardings (refused while they have active ones)."""
     with _roster_session() as session:
         out.print(remove_csm(session, csm_id=csm_id))
 

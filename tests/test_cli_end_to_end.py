@@ -238,6 +238,8 @@ def test_roster_users_reassign_announce_and_churn_from_the_command_line(
     assert busy.returncode == 1 and "roster-co" in busy.stderr and "reassign" in busy.stderr
     listed = starter(app_env, "csm", "list")
     assert "1/2" in next(line for line in listed.stdout.splitlines() if "csm-011" in line)
+    lowered = starter(app_env, "csm", "update", "csm-011", "--capacity", "0")
+    assert lowered.returncode == 0 and "above the new capacity 0" in lowered.stdout, lowered.stderr
 
     not_yet = starter(app_env, "churn", "roster-co", "--reason", "price")
     assert not_yet.returncode == 1 and "still onboarding" in not_yet.stderr
