@@ -3,6 +3,8 @@ reassignment, on the time-skipping test server."""
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 
 import pytest
@@ -11,6 +13,8 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from config import Settings
+from db import make_engine
 from models.academy import LearningPath
 from models.journey import (
     Contact,
@@ -24,6 +28,7 @@ from models.journey import (
 )
 from models.tables import AcademyGrant, Csm, Onboarding, Reassignment
 from tests.conftest import Mailbox, deal, eventually, onboarding_input, reach, sent_keys
+from worker import build_worker
 from workflows.onboarding import OnboardingWorkflow
 
 USERS = [
@@ -242,3 +247,39 @@ async def test_an_onboarding_without_a_path_still_runs(
     status = await reach(handle, Stage.ADOPT)
     assert status.learning == [] and status.academy_users == ["kenji.mori@acme-logistics.example"]
     await handle.terminate("test over")
+
+
+async def test_a_quarter_end_batch_never_assigns_beyond_capacity(
+    time_env: WorkflowEnvironment, database_url: str, settings: Settings, task_queue: str
+) -> None:
+    """Many onboardings started at once, on PostgreSQL (and SQLite): assignments run in
+    parallel on the worker's activity threads, and no CSM ends up above capacity."""
+    settings = settings.model_copy(update={"database_url": database_url})
+    engine = make_engine(database_url)
+    with ThreadPoolExecutor(max_workers=16) as executor:
+        async with build_worker(time_env.client, settings, executor, task_queue=task_queue):
+            with Session(engine) as session:
+                set_capacity(session, csm_007=3, csm_009=2)
+            signed = (await time_env.get_current_time()).astimezone(UTC)
+            accounts = [f"batch-{n:02}" for n in range(12)]
+            handles = await asyncio.gather(
+                *(
+                    time_env.client.start_workflow(
+                        OnboardingWorkflow.run,
+                        onboarding_input(deal("acme", account_id=a, contract_signed_at=signed)),
+                        id=f"onboarding-{a}",
+                        task_queue=task_queue,
+                    )
+                    for a in accounts
+                )
+            )
+            statuses = await asyncio.gather(*(reach(h, Stage.KICKOFF) for h in handles))
+            picks = [status.csm_id for status in statuses]
+            assert (picks.count("csm-007"), picks.count("csm-009")) == (3, 2)
+            assert picks.count("queue") == 7
+            with Session(engine) as session:
+                rows = session.exec(select(Onboarding)).all()
+                assert sorted(r.csm_id or "queue" for r in rows) == sorted(picks)
+            for handle in handles:
+                await handle.terminate("test over")
+    engine.dispose()
