@@ -31,3 +31,11 @@ def init_db(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> SessionFactory:
     return lambda: Session(engine, expire_on_commit=False)
+
+
+def onboarding_row(session: Session, account_id: str) -> tables.Onboarding:
+    """The account's onboarding row, which the workflow's first activity always writes."""
+    row = session.get(tables.Onboarding, account_id)
+    if row is None:
+        raise RuntimeError(f"no onboarding row for {account_id}")
+    return row

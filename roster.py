@@ -6,7 +6,6 @@ so edits made with `starter.py csm update` survive a worker restart.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from models.journey import Contact, Name, Slug, TouchModel
-from models.playbook import format_validation_error
+from models.playbook import format_validation_error, load_toml
 from models.tables import Csm, Onboarding
 
 
@@ -49,14 +48,7 @@ class RosterError(Exception):
 
 
 def load_roster(path: Path) -> RosterFile:
-    try:
-        return RosterFile.model_validate(tomllib.loads(path.read_text()))
-    except FileNotFoundError as err:
-        raise RosterError(f"{path}: no such roster file") from err
-    except tomllib.TOMLDecodeError as err:
-        raise RosterError(f"{path}: not valid TOML: {err}") from err
-    except ValidationError as err:
-        raise RosterError(f"{path}: {format_validation_error(err)}") from err
+    return load_toml(path, RosterFile, RosterError)
 
 
 def seed_roster(session: Session, entries: list[RosterEntry]) -> int:

@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
 
-from db import SessionFactory
+from db import SessionFactory, onboarding_row
 from models.activities import (
     AcademyAccess,
     Checklist,
@@ -57,9 +57,7 @@ class RecordActivities:
     @activity.defn
     def record_stage(self, change: StageChange) -> None:
         with self.sessions() as session:
-            row = session.get(Onboarding, change.account_id)
-            if row is None:
-                raise RuntimeError(f"no onboarding row for {change.account_id}")
+            row = onboarding_row(session, change.account_id)
             row.stage = change.stage
             for field in ("contract_signed_at", "kickoff_at", "first_value_at"):
                 if (value := getattr(change, field)) is not None:
@@ -139,9 +137,7 @@ class RecordActivities:
     @activity.defn
     def record_handoff(self, handoff: HandoffRecord) -> None:
         with self.sessions() as session:
-            row = session.get(Onboarding, handoff.account_id)
-            if row is None:
-                raise RuntimeError(f"no onboarding row for {handoff.account_id}")
+            row = onboarding_row(session, handoff.account_id)
             row.csm_id = handoff.csm_id
             row.handoff_notes = handoff.notes
             session.add(row)
@@ -215,9 +211,7 @@ class RecordActivities:
     def record_churn(self, record: ChurnRecord) -> None:
         """The customer left (the retention KPI counts from this); the first record stands."""
         with self.sessions() as session:
-            row = session.get(Onboarding, record.account_id)
-            if row is None:
-                raise RuntimeError(f"no onboarding row for {record.account_id}")
+            row = onboarding_row(session, record.account_id)
             if row.churned_at is None:
                 row.churned_at = record.churn.at
                 row.churn_reason = record.churn.reason

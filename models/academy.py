@@ -10,14 +10,13 @@ catalogue never changes a running onboarding's replay.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.playbook import Duration, PlaybookError, format_validation_error
+from models.playbook import Duration, PlaybookError, load_toml
 
 PlanName = Literal["basic", "premium", "enterprise"]
 ALL_PLANS: list[PlanName] = ["basic", "premium", "enterprise"]
@@ -180,12 +179,4 @@ ACADEMY_FILE = "academy"
 
 
 def load_academy(directory: Path) -> AcademyFile:
-    path = directory / f"{ACADEMY_FILE}.toml"
-    try:
-        return AcademyFile.model_validate(tomllib.loads(path.read_text()))
-    except FileNotFoundError as err:
-        raise PlaybookError(f"{path}: no academy catalogue") from err
-    except tomllib.TOMLDecodeError as err:
-        raise PlaybookError(f"{path}: not valid TOML: {err}") from err
-    except ValidationError as err:
-        raise PlaybookError(f"{path}: {format_validation_error(err)}") from err
+    return load_toml(directory / f"{ACADEMY_FILE}.toml", AcademyFile, PlaybookError)

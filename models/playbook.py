@@ -11,7 +11,7 @@ import re
 import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, TypeVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -267,6 +267,9 @@ class Playbook(BaseModel):
         return self.stages[stage]
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 class PlaybookError(Exception):
     """A playbook that cannot be used; the message names the file and the field."""
 
@@ -278,13 +281,20 @@ def load_playbook(directory: Path, name: str) -> PlaybookFile:
             p.stem for p in directory.glob("*.toml") if p.stem not in ("csms", "academy")
         )
         raise PlaybookError(f"unknown playbook {name!r} (known: {', '.join(known) or 'none'})")
+    return load_toml(path, PlaybookFile, PlaybookError)
+
+
+def load_toml(path: Path, model: type[M], error: type[Exception]) -> M:
+    """Read and validate one of the CS team's TOML files (playbook, academy, roster); any
+    problem becomes `error` with the file and, for a wrong value, the field named."""
     try:
-        data = tomllib.loads(path.read_text())
-        return PlaybookFile.model_validate(data)
+        return model.model_validate(tomllib.loads(path.read_text()))
+    except FileNotFoundError as err:
+        raise error(f"{path}: no such file") from err
     except tomllib.TOMLDecodeError as err:
-        raise PlaybookError(f"{path}: not valid TOML: {err}") from err
+        raise error(f"{path}: not valid TOML: {err}") from err
     except ValidationError as err:
-        raise PlaybookError(f"{path}: {format_validation_error(err)}") from err
+        raise error(f"{path}: {format_validation_error(err)}") from err
 
 
 def format_validation_error(err: ValidationError) -> str:

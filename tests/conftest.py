@@ -33,13 +33,14 @@ from db import SessionFactory, init_db, make_engine, session_factory
 from models.academy import load_academy
 from models.activities import OnboardingOpened
 from models.journey import (
+    MilestoneSignal,
     OnboardingInput,
     OnboardingRequest,
     OnboardingStatus,
     Stage,
     TouchModel,
 )
-from models.playbook import load_playbook
+from models.playbook import Playbook, load_playbook
 from models.tables import Notification
 from worker import build_worker
 from workflows import SEARCH_ATTRIBUTES
@@ -294,6 +295,32 @@ async def reach(handle: WorkflowHandle, stage: Stage) -> OnboardingStatus:
     await eventually(there)
     assert status is not None
     return status
+
+
+async def start_in_adopt(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    playbook: Playbook | None = None,
+    account: str = "acme",
+    **changes: object,
+) -> tuple[WorkflowHandle, datetime]:
+    """Start a deal signed just now (on the standard playbook unless one is given), report
+    its kickoff where the playbook waits for one; return once it is in Adopt, with the time
+    it got there."""
+    signed = (await time_env.get_current_time()).astimezone(UTC)
+    workflow_input = onboarding_input(deal(account, contract_signed_at=signed, **changes))
+    if playbook is not None:
+        workflow_input.playbook = playbook
+    handle = await client.start_workflow(
+        OnboardingWorkflow.run,
+        workflow_input,
+        id=f"onboarding-{account}",
+        task_queue=worker.task_queue,
+    )
+    if not workflow_input.playbook.stage(Stage.KICKOFF).automated:
+        await handle.signal(OnboardingWorkflow.kickoff_held, MilestoneSignal(by="csm-007"))
+    return handle, (await reach(handle, Stage.ADOPT)).stage_entered_at
 
 
 def sent_keys(session: Session) -> list[str]:

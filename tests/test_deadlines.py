@@ -4,12 +4,12 @@ weeks on the time-skipping server, asserting the exact mails and rows."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -26,7 +26,6 @@ from models.journey import (
     EngagementKind,
     ExtendDeadline,
     Milestone,
-    OnboardingInput,
     PauseClock,
     ResumeClock,
     RiskLevel,
@@ -34,9 +33,9 @@ from models.journey import (
     Stage,
     TaskSignal,
 )
-from models.playbook import EscalationPolicy, LadderStep, Playbook, PlaybookFile, RiskThresholds
+from models.playbook import EscalationPolicy, LadderStep, PlaybookFile, RiskThresholds
 from models.tables import EscalationLog, Onboarding, RiskChange, Task
-from tests.conftest import Mailbox, deal, eventually, reach
+from tests.conftest import Mailbox, eventually, reach, start_in_adopt
 from workflows.onboarding import OnboardingWorkflow
 
 # A small playbook: the deal is signed, kickoff is automated, so the onboarding sits in Adopt
@@ -65,25 +64,6 @@ CHAMPION = "kenji.mori@acme-logistics.example"
 DAY = timedelta(days=1)
 
 
-async def start_in_adopt(
-    time_env: WorkflowEnvironment,
-    client: Client,
-    worker: Worker,
-    playbook: Playbook = PLAYBOOK,
-    account: str = "acme",
-) -> tuple[WorkflowHandle, datetime]:
-    """Start a deal signed just now; return once it is in Adopt, with the time it got there."""
-    signed = await time_env.get_current_time()
-    request = deal(account, contract_signed_at=signed.astimezone(UTC))
-    handle = await client.start_workflow(
-        OnboardingWorkflow.run,
-        OnboardingInput(request=request, playbook=playbook),
-        id=f"onboarding-{account}",
-        task_queue=worker.task_queue,
-    )
-    return handle, (await reach(handle, Stage.ADOPT)).stage_entered_at
-
-
 def reminders(mailbox: Mailbox) -> list[str]:
     return [k for k in mailbox.received() if ":task:add-users:reminder:" in k]
 
@@ -95,7 +75,7 @@ async def test_reminders_before_at_and_after_the_deadline_and_none_once_done(
     mailbox: Mailbox,
     session: Session,
 ) -> None:
-    handle, entered = await start_in_adopt(time_env, client, worker)
+    handle, entered = await start_in_adopt(time_env, client, worker, PLAYBOOK)
     task = (await handle.query(OnboardingWorkflow.status)).tasks[0]
     assert task.id == "add-users" and task.due_at == entered + 7 * DAY
 
@@ -139,7 +119,7 @@ async def test_an_extended_deadline_moves_the_reminders(
     mailbox: Mailbox,
     session: Session,
 ) -> None:
-    handle, entered = await start_in_adopt(time_env, client, worker)
+    handle, entered = await start_in_adopt(time_env, client, worker, PLAYBOOK)
     await time_env.sleep(1 * DAY)
     moved = await handle.execute_update(
         OnboardingWorkflow.extend_deadline,
@@ -182,7 +162,7 @@ async def test_an_extended_deadline_moves_the_reminders(
 async def test_a_paused_clock_sends_nothing_and_shifts_deadlines(
     time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
 ) -> None:
-    handle, entered = await start_in_adopt(time_env, client, worker)
+    handle, entered = await start_in_adopt(time_env, client, worker, PLAYBOOK)
     await time_env.sleep(1 * DAY)
     paused = await handle.execute_update(
         OnboardingWorkflow.pause, PauseClock(by="csm-007", reason="waiting for their IT security")
@@ -211,7 +191,7 @@ async def test_cancel_mid_adopt_thanks_the_customer_and_stops_everything(
     mailbox: Mailbox,
     session: Session,
 ) -> None:
-    handle, _ = await start_in_adopt(time_env, client, worker)
+    handle, _ = await start_in_adopt(time_env, client, worker, PLAYBOOK)
     await time_env.sleep(5 * DAY + timedelta(hours=1))
     await eventually(lambda: reminders(mailbox) == [KEY.format(1)])
 
@@ -245,7 +225,7 @@ async def test_cancel_mid_adopt_thanks_the_customer_and_stops_everything(
 async def test_task_done_signal_is_kept_once_and_unknown_ones_are_ignored(
     time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
 ) -> None:
-    handle, _ = await start_in_adopt(time_env, client, worker)
+    handle, _ = await start_in_adopt(time_env, client, worker, PLAYBOOK)
     await handle.signal(OnboardingWorkflow.task_done, TaskSignal(task_id="nope", by="product"))
     await handle.signal(OnboardingWorkflow.task_done, TaskSignal(task_id="add-users", by="product"))
     await handle.signal(OnboardingWorkflow.task_done, TaskSignal(task_id="add-users", by="again"))

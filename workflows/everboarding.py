@@ -21,9 +21,6 @@ with workflow.unsafe.imports_passed_through():
     from models.journey import Contact, Engagement, EngagementKind
     from workflows.activity_options import run_activity
 
-# Kept for the tests and older callers: the default `history_limit`.
-MAX_HISTORY_EVENTS = EverboardingInput.model_fields["history_limit"].default
-
 
 @workflow.defn
 class EverboardingWorkflow:

@@ -455,9 +455,9 @@ class OnboardingWorkflow:
 
     def _waiting_for_courses(self) -> list[str]:
         """Courses the playbook wants finished before Review that are not finished yet."""
-        if not self._academy:
-            return []
         gate = self._playbook.learning.review_gate
+        if not (self._academy and gate):
+            return []  # the common case, checked on every wake of the wait loop
         return [
             course.id for course in self._learning() if course.id in gate and course.done_at is None
         ]
