@@ -6,14 +6,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy import text
 from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from db import SessionFactory
+from db import SessionFactory, onboarding_row
 from models.activities import CsmRequest, ReassignRequest
 from models.journey import QUEUE_ID, Contact, CsmRef
-from models.tables import Csm, Onboarding, Reassignment, utcnow
+from models.tables import Csm, Reassignment, utcnow
 from roster import active_loads
 
 # SQLite has no row locks; one worker process is the only supported shape there, so a
@@ -41,6 +42,11 @@ class AssignActivities:
             else:
                 # Rows locked in id order, so two transactions never wait on each other in a
                 # circle; the load count below runs after the lock and sees committed picks.
+                # An attempt interrupted mid-transaction (a cancelled activity thread) must
+                # not leave the roster locked for every other assignment: the server ends
+                # such a transaction, and a waiter gives up and is retried.
+                session.execute(text("SET LOCAL lock_timeout = '15s'"))
+                session.execute(text("SET LOCAL idle_in_transaction_session_timeout = '15s'"))
                 locked = select(Csm).order_by(Csm.id).with_for_update()
                 yield session, list(session.exec(locked).all())
 
@@ -58,9 +64,7 @@ class AssignActivities:
         Idempotent: an onboarding keeps a CSM who serves the touch model (so a retry changes
         nothing, and a switch to high-touch moves a pooled account to a named CSM)."""
         with self._roster() as (session, roster):
-            onboarding = session.get(Onboarding, request.account_id)
-            if onboarding is None:
-                raise RuntimeError(f"no onboarding row for {request.account_id}")
+            onboarding = onboarding_row(session, request.account_id)
             current = next((c for c in roster if c.id == onboarding.csm_id), None)
             if current is not None and request.touch_model in current.touch_models:
                 return _ref(current)
@@ -119,9 +123,7 @@ class AssignActivities:
                     f"{target.id} does not serve {request.touch_model}-touch "
                     f"(serves {', '.join(target.touch_models)})"
                 )
-            onboarding = session.get(Onboarding, request.account_id)
-            if onboarding is None:
-                raise RuntimeError(f"no onboarding row for {request.account_id}")
+            onboarding = onboarding_row(session, request.account_id)
             if onboarding.csm_id == target.id:
                 raise _refused(f"{request.account_id} is already with {target.id}")
             load = active_loads(session, excluding=request.account_id).get(target.id, 0)
