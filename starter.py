@@ -49,7 +49,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config import Settings, connect_temporal
 from db import init_db, make_engine
-from models.academy import load_academy
+from models.academy import LearningPath, load_academy
 from models.everboarding import Churn, FeatureAnnouncement
 from models.journey import (
     Acknowledge,
@@ -421,6 +421,8 @@ def engagement(
     value: Annotated[str | None, typer.Option(help="e.g. the course id or NPS score.")] = None,
 ) -> None:
     """Report customer engagement (as the product does by signal)."""
+    if kind is EngagementKind.COURSE_COMPLETED:
+        _check_course(value)
 
     async def go() -> None:
         client = await connect()
@@ -436,6 +438,21 @@ def engagement(
         out.print(f"sent: {kind} for {account} (everboarding)")
 
     run(go())
+
+
+def _check_course(value: str | None) -> None:
+    """Course progress must name a course (or course/module) of the academy catalogue: a
+    typo would otherwise be ignored by the workflow without anyone noticing."""
+    if not value:
+        raise typer.BadParameter("course_completed needs --value COURSE or COURSE/MODULE")
+    try:
+        catalogue = load_academy(Settings().playbook_dir).courses
+    except PlaybookError as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    if LearningPath(courses=catalogue).unknown(value):
+        known = ", ".join(course.id for course in catalogue)
+        raise typer.BadParameter(f"{value!r} is not in the academy catalogue (courses: {known})")
 
 
 @app.command()

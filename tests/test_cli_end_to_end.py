@@ -154,23 +154,8 @@ def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path)
     if os.environ.get("RECORD_HISTORIES"):
         # Refresh the replay fixtures: RECORD_HISTORIES=1 make test (then review the diff).
         for workflow_id in ("onboarding-acme", "everboarding-acme"):
-            shown = subprocess.run(
-                [
-                    Path(sys.executable).parent / "temporal",
-                    "workflow",
-                    "show",
-                    "--workflow-id",
-                    workflow_id,
-                    "--output",
-                    "json",
-                    "--address",
-                    app_env["TEMPORAL_ADDRESS"],
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            (HISTORIES / f"{workflow_id}.json").write_text(shown.stdout)
+            shown = temporal(app_env, "workflow", "show", "--workflow-id", workflow_id)
+            (HISTORIES / f"{workflow_id}.json").write_text(shown)
 
 
 def deal_file(tmp_path: Path, example: str, **changes: object) -> str:
@@ -268,7 +253,11 @@ def test_roster_users_reassign_announce_and_churn_from_the_command_line(
     gold = starter(app_env, "announce", "--feature", "X", "--plans", "gold", "--summary", "x")
     assert gold.returncode == 2 and "plans.0" in gold.stderr
 
-    # After onboarding, course progress goes to the everboarding.
+    # After onboarding, course progress goes to the everboarding; a typo is refused.
+    typo = starter(
+        app_env, "engagement", "basic-co", "--kind", "course_completed", "--value", "reportng"
+    )
+    assert typo.returncode == 2 and "'reportng' is not in the academy catalogue" in typo.stderr
     progress = starter(
         app_env, "engagement", "basic-co", "--kind", "course_completed", "--value", "reporting"
     )
@@ -289,25 +278,21 @@ def test_roster_users_reassign_announce_and_churn_from_the_command_line(
 
 def everboarding_status(env: dict[str, str], account: str) -> dict:
     """The everboarding's status query, through the temporal CLI as an operator runs it."""
-    shown = subprocess.run(
-        [
-            Path(sys.executable).parent / "temporal",
-            "workflow",
-            "query",
-            "--workflow-id",
-            f"everboarding-{account}",
-            "--name",
-            "status",
-            "--output",
-            "json",
-            "--address",
-            env["TEMPORAL_ADDRESS"],
-        ],
+    shown = temporal(
+        env, "workflow", "query", "--workflow-id", f"everboarding-{account}", "--name", "status"
+    )
+    return json.loads(shown)["queryResult"][0]
+
+
+def temporal(env: dict[str, str], *args: str) -> str:
+    """The `temporal` CLI against the test's dev server; its JSON output."""
+    return subprocess.run(
+        [Path(sys.executable).parent / "temporal", *args, "--output", "json"]
+        + ["--address", env["TEMPORAL_ADDRESS"]],
         capture_output=True,
         text=True,
         check=True,
-    )
-    return json.loads(shown.stdout)["queryResult"][0]
+    ).stdout
 
 
 BAD_DEALS = {
