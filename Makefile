@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run demo worker test lint format clean
+.PHONY: install run demo worker migrate test lint format clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: install
 demo: install
 	mkdir -p .data
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/demo
+
+## migrate: bring the database DATABASE_URL names to this version's schema (Alembic)
+migrate: install
+	$(VENV)/bin/alembic upgrade head
 
 ## worker: only the worker, against the Temporal server in TEMPORAL_ADDRESS
 worker: install

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -44,6 +44,23 @@ class Settings(BaseSettings):
     academy_url: str = "https://academy.example.com"
     help_url: str = "https://help.example.com"
     exit_survey_url: str = "https://survey.example.com/exit"
+
+
+class SettingsError(Exception):
+    """Invalid settings, each named by its environment variable."""
+
+
+def load_settings() -> Settings:
+    """The settings, or a SettingsError naming every variable that is wrong and why."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = []
+        for e in error.errors():
+            name = "_".join(str(part) for part in e["loc"][:1]).upper()
+            shown = "(hidden)" if "PASSWORD" in name else repr(e["input"])
+            problems.append(f"{name}={shown}: {e['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 
 
 async def connect_temporal() -> Client:

@@ -1,16 +1,27 @@
-"""Database engine and schema."""
+"""Database engine and schema (migrated by Alembic: alembic.ini, migrations/)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect
+from sqlmodel import Session, create_engine
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 SessionFactory = Callable[[], Session]
+
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+MIGRATE_COMMAND = "make migrate  (or: .venv/bin/alembic upgrade head)"
+
+
+class SchemaError(Exception):
+    """The database's schema is not the one this code needs; the message says what to run."""
 
 
 def make_engine(url: str) -> Engine:
@@ -23,10 +34,53 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def init_db(engine: Engine) -> None:
+def ensure_sqlite_dir(engine: Engine) -> None:
     if engine.url.get_backend_name() == "sqlite" and engine.url.database:
         Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
-    SQLModel.metadata.create_all(engine)
+
+
+def _alembic_config() -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["configure_logging"] = False  # keep the caller's logging as it is
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema up to date (what `make migrate` does, for the given engine)."""
+    ensure_sqlite_dir(engine)
+    if current_revision(engine) is None and inspect(engine).has_table("onboarding"):
+        raise SchemaError(
+            f"{_where(engine)} holds tables from before migrations existed; "
+            "remove it (local .data/ only holds demo state) or migrate it by hand"
+        )
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to work on a database that is not migrated to this code's schema."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        state = "is not migrated" if current is None else f"is at revision {current}"
+        raise SchemaError(
+            f"{_where(engine)} {state}; this version needs revision {head}. "
+            f"Run: {MIGRATE_COMMAND}"
+        )
+
+
+def _where(engine: Engine) -> str:
+    return f"the database {engine.url.render_as_string(hide_password=True)}"
 
 
 def session_factory(engine: Engine) -> SessionFactory:

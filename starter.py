@@ -47,8 +47,8 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from config import Settings, connect_temporal
-from db import init_db, make_engine
+from config import SettingsError, connect_temporal, load_settings
+from db import SchemaError, check_schema, make_engine
 from models.academy import LearningPath, load_academy
 from models.everboarding import Churn, FeatureAnnouncement
 from models.journey import (
@@ -187,7 +187,7 @@ def start(
 
     async def go() -> None:
         request = read_request(from_file)
-        settings = Settings()
+        settings = load_settings()
         try:
             playbook = load_playbook(settings.playbook_dir, request.playbook)
             academy = load_academy(settings.playbook_dir)
@@ -446,7 +446,7 @@ def _check_course(value: str | None) -> None:
     if not value:
         raise typer.BadParameter("course_completed needs --value COURSE or COURSE/MODULE")
     try:
-        catalogue = load_academy(Settings().playbook_dir).courses
+        catalogue = load_academy(load_settings().playbook_dir).courses
     except PlaybookError as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
@@ -914,12 +914,12 @@ app.add_typer(csm_app, name="csm")
 @contextmanager
 def _roster_session() -> Iterator[Session]:
     """A database session for roster changes; a refusal becomes exit 1 with its reason."""
-    engine = make_engine(Settings().database_url)
+    engine = make_engine(load_settings().database_url)
     try:
-        init_db(engine)
+        check_schema(engine)
         with Session(engine, expire_on_commit=False) as session:
             yield session
-    except RosterError as error:
+    except (RosterError, SchemaError) as error:
         err.print(f"[red]error:[/red] {error}", highlight=False)
         raise typer.Exit(1) from None
     except OperationalError as error:
@@ -1077,6 +1077,9 @@ def main() -> NoReturn:
     try:
         app()
         status = 0
+    except (SettingsError, SchemaError) as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        status = 1
     except SystemExit as exit_:
         status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
     sys.stdout.flush()

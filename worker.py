@@ -24,8 +24,8 @@ from activities.assign import AssignActivities
 from activities.mail import transport_from_settings
 from activities.notify import NotifyActivities
 from activities.records import RecordActivities
-from config import Settings, connect_temporal
-from db import init_db, make_engine, session_factory
+from config import Settings, SettingsError, connect_temporal, load_settings
+from db import SchemaError, check_schema, make_engine, session_factory
 from roster import RosterError, load_roster, seed_roster
 from search_attributes import register_search_attributes
 from workflows import TASK_QUEUE
@@ -38,11 +38,11 @@ log = logging.getLogger("worker")
 def build_worker(
     client: Client, settings: Settings, executor: ThreadPoolExecutor, task_queue: str = TASK_QUEUE
 ) -> Worker:
-    """Prepare the database and assemble the worker (also used by the tests)."""
-    engine = make_engine(settings.database_url)
-    init_db(engine)
-    sessions = session_factory(engine)
+    """Check the database and assemble the worker (also used by the tests)."""
     roster = load_roster(settings.roster_file)
+    engine = make_engine(settings.database_url)
+    check_schema(engine)
+    sessions = session_factory(engine)
     with sessions() as session:
         added = seed_roster(session, roster.csms)
     if added:
@@ -86,7 +86,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 async def main() -> None:
-    settings = Settings()
+    settings = load_settings()
     client = await connect_temporal()
     await register_search_attributes(client)
     with ThreadPoolExecutor(max_workers=16) as executor:
@@ -107,7 +107,7 @@ if __name__ == "__main__":
     status = 0
     try:
         asyncio.run(main())
-    except (RosterError, ValidationError, ValueError) as error:
+    except (RosterError, SchemaError, SettingsError, ValidationError, ValueError) as error:
         log.error("cannot start: %s", error)  # bad configuration: the message is enough
         status = 1
     except Exception:

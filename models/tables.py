@@ -82,9 +82,28 @@ class Onboarding(SQLModel, table=True):
         sa_type=UtcDateTime,
         description="Waiting in the pooled queue: no CSM had capacity.",
     )
+    lapses_at: datetime | None = Field(
+        default=None,
+        sa_type=UtcDateTime,
+        description="When the current stage is overdue by more than the playbook allows: "
+        "its deadline plus the playbook's max_extension (the scorecard's completion rate).",
+    )
     churned_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     churn_reason: str | None = None
     churn_note: str | None = None
+
+
+class SupportTicket(SQLModel, table=True):
+    """A support ticket the customer opened (engagement signal `support_ticket`), during
+    onboarding or everboarding: the scorecard counts them per new customer."""
+
+    __table_args__ = (UniqueConstraint("account_id", "ticket"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(index=True)
+    ticket: str
+    """The support system's id, or the time reported when it sent none (the idempotency key)."""
+    opened_at: datetime = Field(sa_type=UtcDateTime)
 
 
 class StageTransition(SQLModel, table=True):

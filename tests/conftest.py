@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+from sqlalchemy import text
 from sqlmodel import Session, SQLModel, select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -29,7 +30,7 @@ from temporalio.worker import Worker
 
 from activities.records import RecordActivities
 from config import Settings
-from db import SessionFactory, init_db, make_engine, session_factory
+from db import SessionFactory, make_engine, migrate, session_factory
 from models.academy import load_academy
 from models.activities import OnboardingOpened
 from models.journey import (
@@ -104,9 +105,12 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def _fresh(url: str) -> str:
+    """An empty database at the latest migration (the tests run the migrations too)."""
     engine = make_engine(url)
     SQLModel.metadata.drop_all(engine)
-    init_db(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate(engine)
     engine.dispose()
     return url
 
@@ -235,7 +239,6 @@ def session(settings: Settings) -> Iterator[Session]:
 @pytest.fixture
 def sessions(database_url: str) -> Iterator[SessionFactory]:
     engine = make_engine(database_url)
-    init_db(engine)
     yield session_factory(engine)
     engine.dispose()
 

@@ -37,6 +37,14 @@ def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def worker_process(app_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    migrate = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env=app_env,
+        capture_output=True,
+        text=True,
+    )
+    assert migrate.returncode == 0, migrate.stderr
     log = (tmp_path / "worker.log").open("w+")
     process = subprocess.Popen(
         [sys.executable, "worker.py"],
@@ -396,6 +404,42 @@ def test_worker_refuses_a_broken_roster_and_names_the_field(
     )
     assert result.returncode == 1
     assert "csms.0.touch_models.0" in result.stderr and str(roster) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unmigrated_database_is_refused_with_the_command_to_run(
+    app_env: dict[str, str],
+) -> None:
+    """Worker and CLI refuse an empty (or outdated) database and say what to run; after the
+    migration both work."""
+    worker = subprocess.run(
+        [sys.executable, "worker.py"], cwd=ROOT, env=app_env, capture_output=True, text=True
+    )
+    assert worker.returncode == 1
+    assert "is not migrated" in worker.stderr and "make migrate" in worker.stderr
+    assert "Traceback" not in worker.stderr
+    refused = starter(app_env, "csm", "list")
+    assert refused.returncode == 1 and "make migrate" in refused.stderr
+
+    migrate = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=app_env
+    )
+    assert migrate.returncode == 0
+    listed = starter(app_env, "csm", "list")
+    assert listed.returncode == 0, listed.stderr
+
+
+def test_invalid_settings_stop_the_worker_naming_the_variable(app_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "worker.py"],
+        cwd=ROOT,
+        env=app_env | {"SMTP_PORT": "twenty-five"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "SMTP_PORT" in result.stderr and "twenty-five" in result.stderr
     assert "Traceback" not in result.stderr
 
 
