@@ -6,12 +6,14 @@ Both are read by the processes (worker, starter), never by workflow code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 ROOT = Path(__file__).resolve().parent
 DATA_DIR = ROOT / ".data"
@@ -39,6 +41,12 @@ class Settings(BaseSettings):
     # CHAT_URLS='["slack://T0/B0/XYZ", "msteams://..."]'. Empty: no chat.
     chat_urls: list[str] = []
 
+    # The worker's Prometheus endpoint (http://HOST:METRICS_PORT/metrics); 0 turns it off.
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    # Worker logs: `text` for a terminal, `json` (one object per line) for a log pipeline.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
     # Links put into customer mails.
     app_url: str = "https://app.example.com"
     academy_url: str = "https://academy.example.com"
@@ -63,9 +71,17 @@ def load_settings() -> Settings:
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 
 
-async def connect_temporal() -> Client:
+def metrics_runtime(port: int) -> Runtime:
+    """A Temporal runtime whose metrics (the SDK's and the workflows' own counters) are
+    served for Prometheus on every interface at `port`."""
+    return Runtime(
+        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}"))
+    )
+
+
+async def connect_temporal(runtime: Runtime | None = None) -> Client:
     """Connect as the SDK's environment config says (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
     TEMPORAL_API_KEY, TLS, profiles in temporal.toml), so Temporal Cloud needs no code."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    return await Client.connect(**config, data_converter=pydantic_data_converter, runtime=runtime)

@@ -74,8 +74,7 @@ def check_schema(engine: Engine) -> None:
     if current != head:
         state = "is not migrated" if current is None else f"is at revision {current}"
         raise SchemaError(
-            f"{_where(engine)} {state}; this version needs revision {head}. "
-            f"Run: {MIGRATE_COMMAND}"
+            f"{_where(engine)} {state}; this version needs revision {head}. Run: {MIGRATE_COMMAND}"
         )
 
 

@@ -24,8 +24,9 @@ from activities.assign import AssignActivities
 from activities.mail import transport_from_settings
 from activities.notify import NotifyActivities
 from activities.records import RecordActivities
-from config import Settings, SettingsError, connect_temporal, load_settings
+from config import Settings, SettingsError, connect_temporal, load_settings, metrics_runtime
 from db import SchemaError, check_schema, make_engine, session_factory
+from logs import configure_logging
 from roster import RosterError, load_roster, seed_roster
 from search_attributes import register_search_attributes
 from workflows import TASK_QUEUE
@@ -63,6 +64,7 @@ def build_worker(
             records.record_escalation,
             records.grant_academy_access,
             records.record_churn,
+            records.record_support_ticket,
             assign.assign_csm,
             assign.reassign_csm,
             notify.send_email,
@@ -87,7 +89,11 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 async def main() -> None:
     settings = load_settings()
-    client = await connect_temporal()
+    configure_logging(settings.log_format, settings.log_level)
+    runtime = metrics_runtime(settings.metrics_port) if settings.metrics_port else None
+    client = await connect_temporal(runtime)
+    if settings.metrics_port:
+        log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
     await register_search_attributes(client)
     with ThreadPoolExecutor(max_workers=16) as executor:
         worker = build_worker(client, settings, executor)
@@ -103,7 +109,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("text")  # until the settings are read: they may be what is wrong
     status = 0
     try:
         asyncio.run(main())

@@ -85,6 +85,7 @@ class NotifyActivities:
         )
         self.transport.send(message)
         self._mark_sent(request.key)
+        activity.logger.info("mail %s sent", request.key, extra={"account_id": request.account_id})
         return EmailReceipt(key=request.key, delivered=True)
 
     @activity.defn

@@ -17,6 +17,7 @@ from models.activities import (
     OnboardingOpened,
     RiskRecord,
     StageChange,
+    SupportTicketRecord,
 )
 from models.tables import (
     AcademyGrant,
@@ -24,6 +25,7 @@ from models.tables import (
     Onboarding,
     RiskChange,
     StageTransition,
+    SupportTicket,
     Task,
 )
 
@@ -62,6 +64,7 @@ class RecordActivities:
             for field in ("contract_signed_at", "kickoff_at", "first_value_at"):
                 if (value := getattr(change, field)) is not None:
                     setattr(row, field, value)
+            row.lapses_at = change.lapses_at
             if change.stage == "completed":
                 row.completed_at = change.at
             if change.cancellation is not None:
@@ -92,6 +95,27 @@ class RecordActivities:
                 )
             session.add(row)
             session.commit()
+
+    @activity.defn
+    def record_support_ticket(self, record: SupportTicketRecord) -> None:
+        """Once per (account, ticket): a repeated signal or a retry adds nothing."""
+        with self.sessions() as session:
+            if session.exec(
+                select(SupportTicket).where(
+                    SupportTicket.account_id == record.account_id,
+                    SupportTicket.ticket == record.ticket,
+                )
+            ).first():
+                return
+            session.add(
+                SupportTicket(
+                    account_id=record.account_id, ticket=record.ticket, opened_at=record.at
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # the same ticket, recorded by a concurrent attempt
 
     @activity.defn
     def record_risk(self, record: RiskRecord) -> None:

@@ -39,6 +39,14 @@ class StageChange(BaseModel):
     kickoff_at: datetime | None = None
     first_value_at: datetime | None = None
     cancellation: Cancellation | None = None
+    lapses_at: datetime | None = None
+    """When the stage counts as overdue beyond what the playbook allows (scorecard)."""
+
+
+class SupportTicketRecord(BaseModel):
+    account_id: str
+    ticket: str
+    at: datetime
 
 
 class CsmRequest(BaseModel):

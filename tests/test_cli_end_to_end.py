@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from temporalio.testing import WorkflowEnvironment
 
 from db import make_engine
-from models.tables import Notification, Onboarding
+from models.tables import Notification, Onboarding, SupportTicket
 from tests.conftest import ROOT
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -108,6 +108,10 @@ def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path)
     assert result.returncode == 1
     assert "stage kickoff" in result.stderr and "kickoff-held, integration-done" in result.stderr
 
+    # The support system reports a ticket (the scorecard counts them per new customer).
+    ticket = ["engagement", "acme", "--kind", "support_ticket", "--value"]
+    assert starter(app_env, *ticket, "T-1").returncode == 0
+
     for milestone in ("kickoff-held", "integration-done", "review-passed"):
         result = starter(app_env, "signal", "acme", milestone, "--by", "csm-007")
         assert result.returncode == 0, result.stderr
@@ -159,11 +163,28 @@ def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path)
         assert session.get(Onboarding, "acme").stage == "completed"
         assert len(session.exec(select(Notification)).all()) == 7
 
+    # After onboarding, tickets go to the everboarding; each ticket is on record once.
+    assert starter(app_env, *ticket, "T-2").returncode == 0
+    assert starter(app_env, *ticket, "T-1").returncode == 0
+    wait_until(lambda: tickets(app_env) == ["T-1", "T-2"])
+
     if os.environ.get("RECORD_HISTORIES"):
         # Refresh the replay fixtures: RECORD_HISTORIES=1 make test (then review the diff).
         for workflow_id in ("onboarding-acme", "everboarding-acme"):
             shown = temporal(app_env, "workflow", "show", "--workflow-id", workflow_id)
             (HISTORIES / f"{workflow_id}.json").write_text(shown)
+
+
+def tickets(env: dict[str, str]) -> list[str]:
+    with Session(make_engine(env["DATABASE_URL"])) as session:
+        return sorted(t.ticket for t in session.exec(select(SupportTicket)))
+
+
+def wait_until(check: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.2)
 
 
 def deal_file(tmp_path: Path, example: str, **changes: object) -> str:

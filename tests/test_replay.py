@@ -19,7 +19,8 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def test_fixtures_are_there() -> None:
     names = {path.stem for path in HISTORIES}
     # Each generation of the workflows: the first journey (before `deadlines-v1`), the one
-    # before `academy-v1`, and today's; each as the README journey on the dev server (search
+    # before `academy-v1`, the one before `scorecard-v1` (a support ticket that was not
+    # recorded), and today's; each as the README journey on the dev server (search
     # attributes kept current) and as a run with reminders and an escalation.
     assert {
         "onboarding-acme-before-deadlines",
@@ -27,6 +28,8 @@ def test_fixtures_are_there() -> None:
         "onboarding-acme-before-academy",
         "everboarding-acme-before-academy",
         "onboarding-acme-escalation-before-academy",
+        "onboarding-acme-before-scorecard",
+        "everboarding-acme-before-scorecard",
         "onboarding-acme",
         "everboarding-acme",
         "onboarding-acme-escalation",

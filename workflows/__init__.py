@@ -26,6 +26,14 @@ def everboarding_id(account_id: str) -> str:
     return f"everboarding-{account_id}"
 
 
+def account_of(workflow_id: str | None) -> str | None:
+    """The account an onboarding or everboarding id names (for logs), else None."""
+    for prefix in ("onboarding-", "everboarding-"):
+        if workflow_id and workflow_id.startswith(prefix):
+            return workflow_id.removeprefix(prefix)
+    return None
+
+
 # Search attributes, for filtering in the Web UI and `starter.py list` (no PII in them).
 SA_STAGE = SearchAttributeKey.for_keyword("OnboardingStage")
 SA_TOUCH_MODEL = SearchAttributeKey.for_keyword("TouchModel")

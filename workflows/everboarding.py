@@ -20,6 +20,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.journey import Contact, Engagement, EngagementKind
     from workflows.activity_options import run_activity
+    from workflows.engagement import record_support_ticket
+    from workflows.metrics import count
 
 
 @workflow.defn
@@ -104,6 +106,8 @@ class EverboardingWorkflow:
 
     async def _let_go(self, churn: Churn) -> None:
         """The customer left: record it for the retention figures, thank them, stop."""
+        request = self._input.request
+        count("everboarding_churned", plan=str(request.plan), touch_model=str(request.touch_model))
         await run_activity(
             RecordActivities.record_churn,
             ChurnRecord(account_id=self._input.request.account_id, churn=churn),
@@ -169,9 +173,10 @@ class EverboardingWorkflow:
         state.pending_features.append(feature)
 
     @workflow.signal
-    def engagement(self, signal: Engagement) -> None:
+    async def engagement(self, signal: Engagement) -> None:
         if signal.kind is EngagementKind.COURSE_COMPLETED and signal.value:
             self._state.courses_done.setdefault(signal.value, signal.at or workflow.now())
+        await record_support_ticket(self._input.request.account_id, signal)
 
     @workflow.signal
     def customer_churned(self, churn: Churn) -> None:

@@ -83,7 +83,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.activity_options import run_activity
     from workflows.deadlines import STAGE_OWNER, next_reminder, shift
+    from workflows.engagement import record_support_ticket
     from workflows.everboarding import EverboardingWorkflow
+    from workflows.metrics import count
     from workflows.risk import RiskFacts, assess
 
 # The milestone that ends each stage that waits for one.
@@ -180,6 +182,7 @@ class OnboardingWorkflow:
     @workflow.run
     async def run(self, input: OnboardingInput) -> OnboardingStatus:
         self._publish()
+        self._count("onboarding_started")
         await run_activity(
             RecordActivities.open_onboarding,
             OnboardingOpened(
@@ -220,7 +223,21 @@ class OnboardingWorkflow:
                 await self._advance()
         # Let a late update finish before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._count(f"onboarding_{self._stage}")  # completed or cancelled
+        workflow.logger.info("onboarding %s", self._stage, extra=self._log_context)
         return self.status()
+
+    def _count(self, name: str, **attributes: str) -> None:
+        count(
+            name,
+            plan=str(self._request.plan),
+            touch_model=str(self._request.touch_model),
+            **attributes,
+        )
+
+    @property
+    def _log_context(self) -> dict[str, str]:
+        return {"account_id": self._request.account_id}
 
     # --- deadlines and reminders ---------------------------------------------------------
 
@@ -305,6 +322,7 @@ class OnboardingWorkflow:
                 cc=people[1:],
                 step=step,
             )
+            self._count("onboarding_reminders_sent", stage=step.stage)
             self._publish()
 
     # --- risk and escalation --------------------------------------------------------------
@@ -372,6 +390,13 @@ class OnboardingWorkflow:
             self._escalations.append(
                 Escalation(number=len(self._escalations) + 1, raised_at=now, reasons=risk.reasons)
             )
+            self._count("onboarding_escalations_raised")
+            workflow.logger.warning(
+                "escalation #%d raised: %s",
+                len(self._escalations),
+                "; ".join(risk.reasons),
+                extra=self._log_context,
+            )
             await self._notify_rung(self._escalations[-1])
         escalation = self._open_escalation()
         if (
@@ -380,6 +405,7 @@ class OnboardingWorkflow:
             and escalation.next_level_at <= now
         ):
             escalation.level += 1
+            self._count("onboarding_escalations_climbed")
             await self._notify_rung(escalation)
         if self._unsaved_escalation and self._escalations:
             self._unsaved_escalation = False
@@ -431,7 +457,7 @@ class OnboardingWorkflow:
         )
 
     @workflow.signal
-    def engagement(self, signal: Engagement) -> None:
+    async def engagement(self, signal: Engagement) -> None:
         at = signal.at or workflow.now()
         if self._last_engagement is None or at > self._last_engagement:
             self._last_engagement = at
@@ -442,6 +468,7 @@ class OnboardingWorkflow:
                 self._courses_done.setdefault(signal.value, at)
                 self._publish()
         self._changes += 1
+        await record_support_ticket(self._request.account_id, signal)
 
     @workflow.signal
     def users_added(self, signal: UsersAdded) -> None:
@@ -776,6 +803,7 @@ class OnboardingWorkflow:
         self._history.append(StageVisit(stage=self._stage, entered_at=now))
         self._start_stage_clock()
         self._publish()
+        workflow.logger.info("stage %s -> %s", previous, self._stage, extra=self._log_context)
         await self._record_stage(previous=previous)
 
     async def _let_go(self) -> None:
@@ -845,17 +873,25 @@ class OnboardingWorkflow:
         def at(milestone: Milestone) -> datetime | None:
             return self._milestones[milestone].at if self._applied(milestone) else None
 
+        entered = self._history[-1].entered_at
+        lapses_at = (
+            entered + self._playbook.stage(self._stage).deadline + self._playbook.max_extension
+            if self._stage in STAGE_MILESTONE
+            else None
+        )
+
         await run_activity(
             RecordActivities.record_stage,
             StageChange(
                 account_id=self._request.account_id,
                 stage=self._stage,
                 previous=previous,
-                at=self._history[-1].entered_at,
+                at=entered,
                 contract_signed_at=at(Milestone.CONTRACT_SIGNED),
                 kickoff_at=at(Milestone.KICKOFF_HELD),
                 first_value_at=at(Milestone.INTEGRATION_DONE),
                 cancellation=self._cancellation,
+                lapses_at=lapses_at,
             ),
             summary=f"record stage {self._stage}",
         )
