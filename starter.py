@@ -21,7 +21,7 @@ import re
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
@@ -81,6 +81,9 @@ from models.playbook import (
     parse_duration,
 )
 from models.tables import Csm
+from reports import scorecard
+from reports.console import print_scorecard
+from reports.html import render as render_html
 from roster import (
     RosterEntry,
     RosterError,
@@ -902,6 +905,88 @@ def list_onboardings(
     run(go())
 
 
+# --- report: the scorecard --------------------------------------------------------------------
+
+
+def _day_or_time(value: str | None, option: str) -> datetime | None:
+    """`2026-07-01` (midnight UTC) or an ISO 8601 time with a zone."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (2026-07-01) or a time with a zone", param_hint=option
+        ) from None
+    if parsed.tzinfo is None:
+        if len(value) > 10:
+            raise typer.BadParameter(f"{value!r} needs a zone, e.g. +00:00", param_hint=option)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+@app.command()
+def report(
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="First day of the cohort (onboardings started). Default: 90 days before --to.",
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="End of the cohort, exclusive. Default: now.")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="When 'now' is for overdue, retention and ticket windows. Default: now."),
+    ] = None,
+    by: Annotated[
+        str,
+        typer.Option(help="Breakdowns, comma-separated: " + ", ".join(scorecard.DIMENSIONS)),
+    ] = ",".join(scorecard.DIMENSIONS),
+    retention_days: Annotated[
+        int, typer.Option(min=1, help="Retention: not churned this many days after completion.")
+    ] = 90,
+    html: Annotated[
+        Path | None, typer.Option(help="Also write a self-contained HTML page with charts here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The onboarding scorecard from the database: time to first value, activation,
+    completion, retention, support tickets, the funnel; by touch model, plan, industry,
+    playbook. Definitions: README, Scorecard."""
+    now = datetime.now(UTC)
+    until = _day_or_time(end, "--to") or now
+    since = _day_or_time(start, "--from") or until - timedelta(days=90)
+    if since >= until:
+        raise typer.BadParameter(f"must be before --to ({until:%Y-%m-%d})", param_hint="--from")
+    dimensions = _listed(by) or []
+    if unknown := [d for d in dimensions if d not in scorecard.DIMENSIONS]:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)} unknown; choose from {', '.join(scorecard.DIMENSIONS)}",
+            param_hint="--by",
+        )
+    if html is not None and not html.parent.is_dir():
+        raise typer.BadParameter(f"no folder {html.parent}", param_hint="--html")
+    with _db_session() as session:
+        card = scorecard.build(
+            session,
+            since,
+            until,
+            as_of=_day_or_time(as_of, "--as-of") or now,
+            retention_days=retention_days,
+            dimensions=dimensions,
+        )
+    if html is not None:
+        html.write_text(render_html(card), encoding="utf-8")
+        err.print(f"wrote {html}")
+    if as_json:
+        out.print_json(card.model_dump_json())
+    else:
+        print_scorecard(card, out)
+
+
 # --- csm: the roster ------------------------------------------------------------------------
 
 csm_app = typer.Typer(
@@ -912,8 +997,8 @@ app.add_typer(csm_app, name="csm")
 
 
 @contextmanager
-def _roster_session() -> Iterator[Session]:
-    """A database session for roster changes; a refusal becomes exit 1 with its reason."""
+def _db_session() -> Iterator[Session]:
+    """A database session (roster, report); a refusal becomes exit 1 with its reason."""
     engine = make_engine(load_settings().database_url)
     try:
         check_schema(engine)
@@ -969,7 +1054,7 @@ def csm_add(
         )
     except ValidationError as error:
         raise typer.BadParameter(format_validation_error(error)) from None
-    with _roster_session() as session:
+    with _db_session() as session:
         add_csm(session, entry=entry)
         waiting = queued(session)
     out.print(f"added {entry.id} ({entry.name}), capacity {entry.capacity}")
@@ -1007,7 +1092,7 @@ def csm_update(
     changes = {key: value for key, value in changes.items() if value is not None}
     if not changes:
         raise typer.BadParameter("give at least one option to change (see --help)")
-    with _roster_session() as session:
+    with _db_session() as session:
         row = update_csm(session, csm_id=csm_id, changes=changes)
         load = active_loads(session).get(csm_id, 0)
     out.print(f"updated {csm_id}: {', '.join(sorted(changes))}")
@@ -1021,7 +1106,7 @@ def csm_update(
 @csm_app.command("remove")
 def csm_remove(csm_id: Annotated[str, typer.Argument(help="The CSM's id.")]) -> None:
     """Take a CSM off the roster: no new onboardings (refused while they have active ones)."""
-    with _roster_session() as session:
+    with _db_session() as session:
         out.print(remove_csm(session, csm_id=csm_id))
 
 
@@ -1042,7 +1127,7 @@ def csm_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The roster with each CSM's load against capacity, and the queue."""
-    with _roster_session() as session:
+    with _db_session() as session:
         load = active_loads(session)
         lines = [
             CsmLine(**row.model_dump(), active_onboardings=load.get(row.id, 0))

@@ -1,0 +1,1 @@
+"""Reports over the project's database (read model), for CS leadership."""

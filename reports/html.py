@@ -1,0 +1,55 @@
+"""The scorecard as one self-contained HTML page: tables and plotly charts, plotly.js inlined
+once, so the file opens offline and can be mailed around."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import plotly.graph_objects as go
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from plotly.offline import get_plotlyjs
+
+from reports.scorecard import FUNNEL, Scorecard
+
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(["html", "j2"]),
+)
+
+
+def render(card: Scorecard) -> str:
+    return TEMPLATES.get_template("scorecard.html.j2").render(
+        card=card, charts=_charts(card), plotly_js=get_plotlyjs()
+    )
+
+
+def _charts(card: Scorecard) -> dict[str, str]:
+    funnel = card.overall.funnel
+    stages = [str(stage) for stage in FUNNEL]
+    reach = go.Figure(go.Funnel(y=stages, x=[funnel[s].reached for s in stages]))
+    reach.update_layout(title="Funnel: onboardings that reached each stage")
+
+    ttfv = card.distributions.time_to_first_value_days
+    spread = go.Figure(go.Histogram(x=ttfv, nbinsx=20, name="onboardings"))
+    spread.update_layout(
+        title="Time to first value (days, contract signed → integration done)",
+        xaxis_title="days",
+        yaxis_title="onboardings",
+    )
+    figures = card.overall.time_to_first_value
+    for label, value in (("median", figures.median_days), ("p90", figures.p90_days)):
+        if value is not None:
+            spread.add_vline(x=value, line_dash="dash", annotation_text=f"{label} {value:.1f}")
+
+    durations = go.Figure(
+        [
+            go.Box(y=days, name=stage)
+            for stage, days in card.distributions.stage_days.items()
+            if days
+        ]
+    )
+    durations.update_layout(title="Days spent per stage", yaxis_title="days", showlegend=False)
+    return {
+        name: figure.to_html(full_html=False, include_plotlyjs=False)
+        for name, figure in (("funnel", reach), ("ttfv", spread), ("stages", durations))
+    }
