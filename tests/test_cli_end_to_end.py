@@ -359,6 +359,64 @@ def test_bad_deal_names_the_field_and_starts_nothing(
     assert "badcase" not in starter(app_env, "list", "--json").stdout
 
 
+CSV_HEADER = (
+    "account_id,account_name,plan,touch_model,industry,use_case,contract_value,"
+    "account_executive_id,account_executive_name,account_executive_email,"
+    "champion_name,champion_email,goals,users,playbook,contract_signed_at\n"
+)
+
+
+def csv_row(account: str, plan: str = "premium", email: str = "", **extra: str) -> str:
+    champion = email or f"kim@{account}.example"
+    return (
+        f"{account},{account.title()} Ltd,{plan},high,logistics,fleet tracking,12000,"
+        f"ae-001,Sam Sales,sam@vendor.example,Kim Lee,{champion},"
+        f"{extra.get('goals', 'cut costs; go live by June')},{extra.get('users', '')},"
+        f"{extra.get('playbook', '')},2026-11-02T09:00:00+00:00\n"
+    )
+
+
+def test_bulk_start_from_csv_reports_bad_rows_and_is_idempotent(
+    app_env: dict[str, str], worker_process, tmp_path: Path
+) -> None:
+    deals = tmp_path / "deals.csv"
+    deals.write_text(
+        CSV_HEADER
+        + csv_row("bulk-a")
+        + csv_row("bulk-b", users='"Ana Ruiz <ana@bulk-b.example>; bo@bulk-b.example"')
+        + csv_row("bulk-c", plan="gold")  # row 4
+        + csv_row("bulk-d", email="not-an-address")  # row 5
+        + csv_row("bulk-a")  # row 6: the same account again
+        + csv_row("bulk-e", playbook="nope")  # row 7
+    )
+    first = starter(app_env, "start", "--from-csv", str(deals), "--concurrency", "2")
+    assert first.returncode == 1, first.stderr
+    assert "2 started, 0 already onboarding" in first.stdout and "4 rows with errors" in first.stdout
+    problems = {
+        (int(line.split("│")[1]), line.split("│")[2].strip())
+        for line in first.stderr.splitlines()
+        if line.startswith("│") and line.split("│")[1].strip().isdigit()
+    }
+    assert problems == {(4, "plan"), (5, "champion_email"), (6, "account_id"), (7, "playbook")}
+    assert "the same account as row 2" in first.stderr
+
+    wait_for_stage(app_env, "bulk-b", "kickoff")  # the deal's users travel with it
+    assert "ana@bulk-b.example" in status_json(app_env, "bulk-b")["academy_users"]
+
+    again = starter(app_env, "start", "--from-csv", str(deals))
+    assert "0 started, 2 already onboarding" in again.stdout, again.stderr
+    assert "bulk-a, bulk-b" in again.stdout
+
+    # A file that is not a deal export is refused whole: nothing starts.
+    broken = tmp_path / "broken.csv"
+    broken.write_text("account_id,name\nbulk-z,Z\n")
+    refused = starter(app_env, "start", "--from-csv", str(broken))
+    assert refused.returncode == 2
+    assert "missing columns" in refused.stderr and "champion_email" in refused.stderr
+    listed = json.loads(starter(app_env, "list", "--json").stdout)
+    assert not {"bulk-c", "bulk-z"} & {line["account_id"] for line in listed}
+
+
 def test_refusals_are_clear(app_env: dict[str, str], worker_process) -> None:
     result = starter(app_env, "start", "--from-file", "examples/deal-initech.json")
     assert result.returncode == 0, result.stderr
