@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 from sqlmodel import Session, select
@@ -18,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from db import make_engine
 from models.tables import Notification, Onboarding, SupportTicket
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -31,6 +32,8 @@ def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
         DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
         OUTBOX_DIR=str(tmp_path / "outbox"),
         COLUMNS="200",
+        METRICS_PORT=str(free_port()),
+        LOG_FORMAT="json",
     )
     return env
 
@@ -391,7 +394,7 @@ def test_bulk_start_from_csv_reports_bad_rows_and_is_idempotent(
     )
     first = starter(app_env, "start", "--from-csv", str(deals), "--concurrency", "2")
     assert first.returncode == 1, first.stderr
-    assert "2 started, 0 already onboarding" in first.stdout and "4 rows with errors" in first.stdout
+    assert "2 started, 0 already onboarding (left as they are), 4 rows with" in first.stdout
     problems = {
         (int(line.split("│")[1]), line.split("│")[2].strip())
         for line in first.stderr.splitlines()
@@ -594,7 +597,7 @@ def test_csm_commands_for_tasks_deadlines_pause_and_cancel(
 
 
 def test_demo_journey_with_an_escalation_finishes_within_five_minutes(
-    app_env: dict[str, str], worker_process
+    app_env: dict[str, str], worker_process, tmp_path: Path
 ) -> None:
     started = time.monotonic()
     result = subprocess.run(
@@ -615,3 +618,28 @@ def test_demo_journey_with_an_escalation_finishes_within_five_minutes(
     assert "completed; everboarding" in out
     outbox = sorted(p.name for p in Path(app_env["OUTBOX_DIR"]).glob("*escalation_1_csm.eml"))
     assert len(outbox) == 1
+
+    # What ops scrape: our own counters beside the SDK's, on METRICS_PORT.
+    metrics = urlopen(f"http://127.0.0.1:{app_env['METRICS_PORT']}/metrics").read().decode()
+    assert counter(metrics, "onboarding_started") == 1
+    assert counter(metrics, "onboarding_completed") == 1
+    assert counter(metrics, "onboarding_escalations_raised") == 1
+    assert counter(metrics, "onboarding_reminders_sent") >= 1
+    assert "temporal_workflow_completed" in metrics  # the SDK's runtime telemetry
+
+    # Logs: one JSON object per line, with the account and workflow they are about.
+    entries = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines()]
+    raised = next(e for e in entries if e["message"].startswith("escalation #1 raised"))
+    account = raised["account_id"]
+    assert account.startswith("demo-") and raised["workflow_id"] == f"onboarding-{account}"
+    mails = [e for e in entries if e["message"].startswith("mail ") and e.get("activity_type")]
+    assert mails and all(e["account_id"] == account for e in mails)
+
+
+def counter(metrics: str, name: str) -> float:
+    """The sum of a Prometheus counter's series (across plan and touch-model labels)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith((name + "{", name + " ", name + "_total"))
+    )
