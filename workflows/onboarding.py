@@ -852,7 +852,7 @@ class OnboardingWorkflow:
             f"**Stage:** {self._stage}",
             f"**Next deadline:** {f'{deadline:%Y-%m-%d %H:%M} UTC' if deadline else '-'}",
             f"**CSM:** {self._csm.id if self._csm else 'not assigned yet'}",
-            f"**Overdue:** {', '.join(self._overdue()) if self._deadlines else '-'}",
+            f"**Overdue:** {(', '.join(self._overdue()) or 'nothing') if self._deadlines else '-'}",
             f"**Clock:** {'paused' if self._paused_at else 'running'}",
             f"**Risk:** {self._risk.level} {'; '.join(self._risk.reasons)}",
             f"**Academy:** {self._academy_summary()}",
@@ -865,7 +865,8 @@ class OnboardingWorkflow:
         courses = self._learning()
         done = sum(1 for course in courses if course.done_at is not None)
         waiting = self._waiting_for_courses()
-        return f"{done}/{len(courses)} courses done, {len(self._academy_users)} users" + (
+        users = len(self._academy_users)
+        return f"{done}/{len(courses)} courses done, {users} user{'' if users == 1 else 's'}" + (
             f"; Review waits for {', '.join(waiting)}" if waiting else ""
         )
 
