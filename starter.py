@@ -1,11 +1,12 @@
-"""The command line for the sales system and CSMs. Talks to Temporal, and to the database
-for the CSM roster (`csm ...`).
+"""The command line for the sales system, CSMs and CS leads. Talks to Temporal, and to the
+database for the CSM roster (`csm ...`) and the scorecard (`report`).
 
-    starter.py start --from-file examples/deal-acme.json
+    starter.py start --from-file examples/deal-acme.json     (or --from-csv deals.csv)
     starter.py signal acme contract-signed --by ae-001
     starter.py status acme [--json]
     starter.py list [--json]
     starter.py csm list
+    starter.py report [--from 2026-07-01] [--html report.html] [--json]
     starter.py announce --feature "Audit log" --plans premium,enterprise --summary "..."
 
 Exit codes: 0 done, 1 refused or failed (the message says why), 2 wrong usage.
