@@ -5,6 +5,7 @@ Both are read by the processes (worker, starter), never by workflow code.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +14,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
-from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    PrometheusConfig,
+    Runtime,
+    TelemetryConfig,
+)
 
 ROOT = Path(__file__).resolve().parent
 DATA_DIR = ROOT / ".data"
@@ -71,11 +78,22 @@ def load_settings() -> Settings:
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 
 
-def metrics_runtime(port: int) -> Runtime:
-    """A Temporal runtime whose metrics (the SDK's and the workflows' own counters) are
-    served for Prometheus on every interface at `port`."""
+def worker_runtime(metrics_port: int) -> Runtime:
+    """The worker's Temporal runtime: the SDK core's own log lines go through Python logging
+    (so LOG_FORMAT=json covers them too), and with a port, its metrics and the workflows'
+    counters are served for Prometheus on every interface."""
     return Runtime(
-        telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}"))
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=LoggingConfig.default.filter,
+                forwarding=LogForwardingConfig(
+                    logger=logging.getLogger("temporalio.core"), append_target_to_name=False
+                ),
+            ),
+            metrics=PrometheusConfig(bind_address=f"0.0.0.0:{metrics_port}")
+            if metrics_port
+            else None,
+        )
     )
 
 

@@ -24,7 +24,7 @@ from activities.assign import AssignActivities
 from activities.mail import transport_from_settings
 from activities.notify import NotifyActivities
 from activities.records import RecordActivities
-from config import Settings, SettingsError, connect_temporal, load_settings, metrics_runtime
+from config import Settings, SettingsError, connect_temporal, load_settings, worker_runtime
 from db import SchemaError, check_schema, make_engine, session_factory
 from logs import configure_logging
 from roster import RosterError, load_roster, seed_roster
@@ -90,8 +90,7 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 async def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    runtime = metrics_runtime(settings.metrics_port) if settings.metrics_port else None
-    client = await connect_temporal(runtime)
+    client = await connect_temporal(worker_runtime(settings.metrics_port))
     if settings.metrics_port:
         log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
     await register_search_attributes(client)
