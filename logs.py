@@ -2,7 +2,8 @@
 pipeline (LOG_FORMAT=json), each carrying the account and workflow it is about.
 
 Workflow code logs through `workflow.logger` (silent while replaying) and activities through
-`activity.logger`; the SDK puts the run's ids on the record, we lift them to top-level keys.
+`activity.logger`; the SDK puts the run's ids on the record, we lift them to top-level keys
+and read the account from the workflow id (`onboarding-acme` → `acme`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ class JsonFormatter(logging.Formatter):
         for source in ("temporal_workflow", "temporal_activity"):
             details = getattr(record, source, None) or {}
             entry.update({k: details[k] for k in TEMPORAL_KEYS if k in details})
-        account = getattr(record, "account_id", None) or account_of(entry.get("workflow_id"))
-        if account:
+        if account := account_of(entry.get("workflow_id")):
             entry["account_id"] = account
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)

@@ -85,7 +85,7 @@ class NotifyActivities:
         )
         self.transport.send(message)
         self._mark_sent(request.key)
-        activity.logger.info("mail %s sent", request.key, extra={"account_id": request.account_id})
+        activity.logger.info("mail %s sent", request.key)
         return EmailReceipt(key=request.key, delivered=True)
 
     @activity.defn

@@ -224,7 +224,7 @@ class OnboardingWorkflow:
         # Let a late update finish before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._count(f"onboarding_{self._stage}")  # completed or cancelled
-        workflow.logger.info("onboarding %s", self._stage, extra=self._log_context)
+        workflow.logger.info("onboarding %s", self._stage)
         return self.status()
 
     def _count(self, name: str, **attributes: str) -> None:
@@ -234,10 +234,6 @@ class OnboardingWorkflow:
             touch_model=str(self._request.touch_model),
             **attributes,
         )
-
-    @property
-    def _log_context(self) -> dict[str, str]:
-        return {"account_id": self._request.account_id}
 
     # --- deadlines and reminders ---------------------------------------------------------
 
@@ -395,7 +391,6 @@ class OnboardingWorkflow:
                 "escalation #%d raised: %s",
                 len(self._escalations),
                 "; ".join(risk.reasons),
-                extra=self._log_context,
             )
             await self._notify_rung(self._escalations[-1])
         escalation = self._open_escalation()
@@ -803,7 +798,7 @@ class OnboardingWorkflow:
         self._history.append(StageVisit(stage=self._stage, entered_at=now))
         self._start_stage_clock()
         self._publish()
-        workflow.logger.info("stage %s -> %s", previous, self._stage, extra=self._log_context)
+        workflow.logger.info("stage %s -> %s", previous, self._stage)
         await self._record_stage(previous=previous)
 
     async def _let_go(self) -> None:
