@@ -9,7 +9,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, inspect
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, inspect
 from sqlmodel import Session, create_engine
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -20,8 +21,9 @@ ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 MIGRATE_COMMAND = "make migrate  (or: .venv/bin/alembic upgrade head)"
 
 
-class SchemaError(Exception):
-    """The database's schema is not the one this code needs; the message says what to run."""
+class SchemaError(CommandError):
+    """The database's schema is not the one this code needs; the message says what to run.
+    (An Alembic CommandError, so `alembic upgrade` prints it as one line, not a traceback.)"""
 
 
 def make_engine(url: str) -> Engine:
@@ -57,15 +59,21 @@ def current_revision(engine: Engine) -> str | None:
 def migrate(engine: Engine) -> None:
     """Bring the schema up to date (what `make migrate` does, for the given engine)."""
     ensure_sqlite_dir(engine)
-    if current_revision(engine) is None and inspect(engine).has_table("onboarding"):
-        raise SchemaError(
-            f"{_where(engine)} holds tables from before migrations existed; "
-            "remove it (local .data/ only holds demo state) or migrate it by hand"
-        )
     config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def refuse_unversioned_tables(connection: Connection) -> None:
+    """Migrations start from an empty database: one whose tables were made before migrations
+    existed (create_all) would fail half-way, so say what it is instead."""
+    unversioned = MigrationContext.configure(connection).get_current_revision() is None
+    if unversioned and inspect(connection).has_table("onboarding"):
+        raise SchemaError(
+            f"{_where(connection.engine)} holds tables from before migrations existed; "
+            "remove it (local .data/ only holds demo state) or migrate it by hand"
+        )
 
 
 def check_schema(engine: Engine) -> None:

@@ -47,6 +47,7 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: Connection) -> None:
+    db.refuse_unversioned_tables(connection)
     context.configure(connection=connection, **OPTIONS)
     with context.begin_transaction():
         context.run_migrations()
