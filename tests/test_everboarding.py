@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlmodel import Session
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -134,6 +135,10 @@ async def test_five_years_of_everboarding_lose_nothing_across_hand_overs(
     latest = client.get_workflow_handle("everboarding-acme")
     status = await latest.query(EverboardingWorkflow.status)
     assert status.digests_sent == months and "reporting" in status.courses_done
+    # What ops read in the Web UI, carried across the hand-overs too.
+    metadata = await latest.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert f"**Digests sent:** {months}," in metadata.current_details
+    assert "**Courses done:** 1;" in metadata.current_details
     await latest.signal(
         EverboardingWorkflow.customer_churned,
         Churn(reason=CancelReason.PRICE, note="budget cut", by="csm-007"),

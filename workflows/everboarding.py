@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -52,6 +52,7 @@ class EverboardingWorkflow:
         if input.checkin_every and input.csm is not None:
             state.next_checkin_at = state.next_checkin_at or now + input.checkin_every
         while self._churn is None:
+            self._publish()
             wake_at = min(t for t in (state.next_digest_at, state.next_checkin_at) if t)
             with suppress(TimeoutError):
                 await workflow.wait_condition(
@@ -171,17 +172,40 @@ class EverboardingWorkflow:
             return
         state.features_seen.append(feature.id)
         state.pending_features.append(feature)
+        self._publish()
 
     @workflow.signal
     async def engagement(self, signal: Engagement) -> None:
         if signal.kind is EngagementKind.COURSE_COMPLETED and signal.value:
             self._state.courses_done.setdefault(signal.value, signal.at or workflow.now())
+            self._publish()
         await record_support_ticket(self._input.request.account_id, signal)
 
     @workflow.signal
     def customer_churned(self, churn: Churn) -> None:
         if self._churn is None:
             self._churn = churn.model_copy(update={"at": churn.at or workflow.now()})
+
+    def _publish(self) -> None:
+        """The run's current details in the Web UI (no PII): what ops ask of an everboarding."""
+        state = self._state
+
+        def when(at: datetime | None) -> str:
+            return f"{at:%Y-%m-%d %H:%M} UTC" if at else "-"
+
+        workflow.set_current_details(
+            "  \n".join(
+                [
+                    f"**Digests sent:** {state.digests_sent}, next {when(state.next_digest_at)}",
+                    f"**Check-ins sent:** {state.checkins_sent}, "
+                    f"next {when(state.next_checkin_at)}",
+                    f"**Courses done:** {len(state.courses_done)}; next suggested: "
+                    + (", ".join(c.id for c in self._next_courses()) or "none"),
+                    "**Features waiting for the next digest:** "
+                    + (", ".join(f.id for f in state.pending_features) or "none"),
+                ]
+            )
+        )
 
     @workflow.query
     def status(self) -> EverboardingStatus:
