@@ -4,7 +4,7 @@ weeks on the time-skipping server, asserting the exact mails and rows."""
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from db import onboarding_row
 from models.journey import (
     Acknowledge,
     Cancel,
@@ -159,10 +160,20 @@ async def test_an_extended_deadline_moves_the_reminders(
     await handle.terminate("test over")
 
 
+def lapses_at(session: Session) -> datetime:
+    session.expire_all()
+    return onboarding_row(session, "acme").lapses_at
+
+
 async def test_a_paused_clock_sends_nothing_and_shifts_deadlines(
-    time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
 ) -> None:
     handle, entered = await start_in_adopt(time_env, client, worker, PLAYBOOK)
+    lapses_before = lapses_at(session)
     await time_env.sleep(1 * DAY)
     paused = await handle.execute_update(
         OnboardingWorkflow.pause, PauseClock(by="csm-007", reason="waiting for their IT security")
@@ -176,6 +187,10 @@ async def test_a_paused_clock_sends_nothing_and_shifts_deadlines(
     shifted = resumed.tasks[0].due_at
     assert entered + 17 * DAY <= shifted <= entered + 17 * DAY + timedelta(minutes=1)
     assert resumed.overdue == []
+    # The scorecard's lapse moment moves with the paused time too.
+    await eventually(lambda: lapses_at(session) != lapses_before)
+    moved = lapses_at(session) - lapses_before
+    assert 10 * DAY <= moved <= 10 * DAY + timedelta(minutes=1)
 
     await time_env.sleep(3 * DAY)  # day 14: still more than two days before
     assert reminders(mailbox) == []

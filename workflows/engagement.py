@@ -10,7 +10,8 @@ with workflow.unsafe.imports_passed_through():
     from models.journey import Engagement, EngagementKind
     from workflows.activity_options import run_activity
 
-# Recording support tickets adds an activity to a signal: runs from before replay without it.
+# The scorecard's records add activities (a support ticket's, and the onboarding row's after a
+# resumed pause): runs from before replay without them.
 SCORECARD_PATCH = "scorecard-v1"
 
 

@@ -83,7 +83,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.activity_options import run_activity
     from workflows.deadlines import STAGE_OWNER, next_reminder, shift
-    from workflows.engagement import record_support_ticket
+    from workflows.engagement import SCORECARD_PATCH, record_support_ticket
     from workflows.everboarding import EverboardingWorkflow
     from workflows.metrics import count
     from workflows.risk import RiskFacts, assess
@@ -146,6 +146,7 @@ class OnboardingWorkflow:
         self._stage_clock: TaskStatus | None = None
         self._tasks: dict[str, TaskStatus] = {}
         self._unsaved_tasks: set[str] = set()
+        self._lapse_moved = False  # a resumed pause moved the stage's lapse moment
         self._paused_at: datetime | None = None
         self._cancellation: Cancellation | None = None
         self._changes = 0
@@ -252,6 +253,7 @@ class OnboardingWorkflow:
 
         while not settled():
             await self._save_tasks()
+            await self._save_lapse()
             await self._grant_academy_access()
             if self._paused_at is not None:
                 # A paused clock sends nothing; resuming shifts every deadline (see `resume`).
@@ -869,12 +871,17 @@ class OnboardingWorkflow:
         def at(milestone: Milestone) -> datetime | None:
             return self._milestones[milestone].at if self._applied(milestone) else None
 
-        entered = self._history[-1].entered_at
-        lapses_at = (
-            entered + self._playbook.stage(self._stage).deadline + self._playbook.max_extension
-            if self._stage in STAGE_MILESTONE
-            else None
-        )
+        # Overdue beyond what the playbook allows: the stage's deadline as planned (moved by
+        # pauses, not by extensions) plus the most an extension may add.
+        entered, clock = self._history[-1].entered_at, self._stage_clock
+        if clock is not None:
+            lapses_at: datetime | None = clock.due_at - clock.extended_by
+        elif self._stage in STAGE_MILESTONE:
+            lapses_at = entered + self._playbook.stage(self._stage).deadline
+        else:
+            lapses_at = None
+        if lapses_at is not None:
+            lapses_at += self._playbook.max_extension
 
         await run_activity(
             RecordActivities.record_stage,
@@ -891,6 +898,13 @@ class OnboardingWorkflow:
             ),
             summary=f"record stage {self._stage}",
         )
+
+    async def _save_lapse(self) -> None:
+        """After a pause the stage lapses later: bring the onboarding row up to date."""
+        if self._lapse_moved:
+            self._lapse_moved = False
+            if workflow.patched(SCORECARD_PATCH):
+                await self._record_stage(previous=None)
 
     def _checklist(self) -> list[TaskDue]:
         """Every task from kickoff on, dated on the planned timeline: each stage starts when
@@ -1142,7 +1156,9 @@ class OnboardingWorkflow:
         for step in [self._stage_clock, *self._tasks.values()]:
             if step is not None and step.done_at is None:
                 shift(step, paused_for)
-                if step is not self._stage_clock:
+                if step is self._stage_clock:
+                    self._lapse_moved = True
+                else:
                     self._unsaved_tasks.add(step.id)
         self._paused_at = None
         self._changes += 1
