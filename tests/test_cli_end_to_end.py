@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -15,10 +16,22 @@ from urllib.request import urlopen
 
 import pytest
 from sqlmodel import Session, select
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.testing import WorkflowEnvironment
 
 from db import make_engine
 from models.tables import Notification, Onboarding, SupportTicket
-from tests.conftest import ROOT, deal_file, starter, status_json, wait_for_stage
+from tests.conftest import (
+    ROOT,
+    deal,
+    deal_file,
+    onboarding_input,
+    starter,
+    status_json,
+    wait_for_stage,
+)
+from workflows import SA_CSM, SA_ESCALATED, SA_OVERDUE, SA_RISK, SA_STAGE
+from workflows.onboarding import OnboardingWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 
@@ -567,3 +580,58 @@ def counter(metrics: str, name: str) -> float:
         for line in metrics.splitlines()
         if line.startswith((name + "{", name + " ", name + "_total"))
     )
+
+
+async def test_list_filters_by_what_the_search_attributes_say(
+    dev_env: WorkflowEnvironment, app_env: dict[str, str]
+) -> None:
+    """`list --stage/--risk/--csm/--overdue/--escalated` are visibility queries. Three runs
+    carry the attributes a workflow would have set (no worker polls their queue, so they
+    stay as started)."""
+    tag = uuid.uuid4().hex[:8]
+    runs = {
+        "a": ("adopt", "high", "csm-007", True, True),
+        "b": ("adopt", "low", "csm-009", False, False),
+        "c": ("kickoff", "medium", "csm-007", False, False),
+    }
+    handles = []
+    for name, (stage, risk, csm, overdue, escalated) in runs.items():
+        account = f"lf-{tag}-{name}"
+        handles.append(
+            await dev_env.client.start_workflow(
+                OnboardingWorkflow.run,
+                onboarding_input(deal("acme", account_id=account)),
+                id=f"onboarding-{account}",
+                task_queue=f"nobody-{tag}",
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(SA_STAGE, stage),
+                        SearchAttributePair(SA_RISK, risk),
+                        SearchAttributePair(SA_CSM, csm),
+                        SearchAttributePair(SA_OVERDUE, overdue),
+                        SearchAttributePair(SA_ESCALATED, escalated),
+                    ]
+                ),
+            )
+        )
+
+    def listed(*filters: str) -> set[str]:
+        result = starter(app_env, "list", *filters, "--json")
+        assert result.returncode == 0, result.stderr
+        ours = (line["account_id"] for line in json.loads(result.stdout))
+        return {a.rsplit("-", 1)[1] for a in ours if a.startswith(f"lf-{tag}-")}
+
+    deadline = time.monotonic() + 20
+    while listed() != {"a", "b", "c"}:  # visibility is eventually consistent
+        assert time.monotonic() < deadline, "the runs never showed in visibility"
+        time.sleep(0.3)
+    assert listed("--stage", "adopt") == {"a", "b"}
+    assert listed("--risk", "high") == {"a"}
+    assert listed("--csm", "csm-007") == {"a", "c"}
+    assert listed("--overdue") == {"a"}
+    assert listed("--escalated") == {"a"}
+    assert listed("--stage", "adopt", "--csm", "csm-009") == {"b"}
+    bad = starter(app_env, "list", "--risk", "extreme")
+    assert bad.returncode == 2 and "--risk" in bad.stderr
+    for handle in handles:
+        await handle.terminate("test over")
