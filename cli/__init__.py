@@ -1,0 +1,1 @@
+"""The command line (starter.py), one module per group of commands; app.py is shared."""

@@ -1,0 +1,102 @@
+"""What every command shares: the Typer app, the consoles, errors as exit codes, the
+Temporal connection, the database session, and a few formatters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import typer
+from rich.console import Console
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
+
+from config import connect_temporal, load_settings
+from db import SchemaError, check_schema, make_engine
+from roster import RosterError
+from workflows import onboarding_id
+
+app = typer.Typer(
+    help="Customer onboarding: start onboardings, report milestones, see where each account is.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+# A query needs a worker to answer; say so instead of hanging.
+QUERY_TIMEOUT = timedelta(seconds=10)
+
+
+class Failure(Exception):
+    """A refusal or failure the user should read; exit 1."""
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.run(coro)
+    except Failure as failure:
+        err.print(f"[red]error:[/red] {failure}", highlight=False)
+        raise typer.Exit(1) from None
+    except RPCError as error:
+        err.print(f"[red]error:[/red] Temporal answered: {error.message}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+async def connect() -> Client:
+    try:
+        return await connect_temporal()
+    except RuntimeError as error:
+        address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
+        raise Failure(f"cannot reach Temporal at {address} ({error}); is `make run` up?") from None
+
+
+def is_not_found(error: RPCError) -> bool:
+    return error.status == RPCStatusCode.NOT_FOUND
+
+
+async def existing_onboarding(client: Client, account: str) -> WorkflowHandle[Any, Any]:
+    handle = client.get_workflow_handle(onboarding_id(account))
+    try:
+        await handle.describe()
+    except RPCError as error:
+        if is_not_found(error):
+            raise Failure(f"no onboarding for account {account}") from None
+        raise
+    return handle
+
+
+def status_name(status: WorkflowExecutionStatus | None) -> str:
+    return status.name.lower() if status else "unknown"
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+@contextmanager
+def db_session() -> Iterator[Session]:
+    """A database session (roster, report); a refusal becomes exit 1 with its reason."""
+    engine = make_engine(load_settings().database_url)
+    try:
+        check_schema(engine)
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    except (RosterError, SchemaError) as error:
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        raise typer.Exit(1) from None
+    except OperationalError as error:
+        err.print(f"[red]error:[/red] database: {error.orig}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+
+def split_list(value: str | None) -> list[str] | None:
+    return None if value is None else [part.strip() for part in value.split(",") if part.strip()]

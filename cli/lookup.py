@@ -1,0 +1,273 @@
+"""`status` (one account, from its workflow) and `list` (all, from visibility)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+from rich.table import Table
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from cli.app import (
+    QUERY_TIMEOUT,
+    Failure,
+    app,
+    connect,
+    existing_onboarding,
+    is_not_found,
+    out,
+    run,
+    status_name,
+    when,
+)
+from models.journey import Milestone, OnboardingStatus, RiskLevel, Stage
+from workflows import (
+    MEMO_CSM,
+    MEMO_ESCALATED,
+    MEMO_NEXT_DEADLINE,
+    MEMO_RISK,
+    MEMO_STAGE,
+    SA_CSM,
+    SA_ESCALATED,
+    SA_OVERDUE,
+    SA_RISK,
+    SA_STAGE,
+    onboarding_id,
+)
+from workflows.onboarding import OnboardingWorkflow
+
+
+class StatusReport(OnboardingStatus):
+    """The status query's answer plus what only the server knows: the runs' states."""
+
+    workflow_status: str
+    everboarding_status: str | None
+
+
+async def _run_status(client: Client, workflow_id: str | None) -> str | None:
+    if workflow_id is None:
+        return None
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as error:
+        if is_not_found(error):
+            return None
+        raise
+    return status_name(description.status)
+
+
+@app.command()
+def status(
+    account: Annotated[str, typer.Argument(help="The account id (slug), e.g. acme.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Where an account's onboarding is: stage, dates, CSM, next deadline, history."""
+
+    async def go() -> None:
+        client = await connect()
+        handle = await existing_onboarding(client, account)
+        try:
+            onboarding = await handle.query(OnboardingWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+        except RPCError as error:
+            # The client's own deadline surfaces as CANCELLED, the server's as DEADLINE_EXCEEDED.
+            if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+                raise Failure(
+                    f"no worker answered within {QUERY_TIMEOUT.seconds} s; is the worker "
+                    "running (`make run`)? `starter.py list` works without one"
+                ) from None
+            raise
+        report = StatusReport(
+            **onboarding.model_dump(),
+            workflow_status=status_name((await handle.describe()).status),
+            everboarding_status=await _run_status(client, onboarding.everboarding_workflow_id),
+        )
+        if as_json:
+            out.print_json(report.model_dump_json())
+            return
+        _print_status(report)
+
+    run(go())
+
+
+def _print_status(report: StatusReport) -> None:
+    out.print(
+        f"[bold]{report.account_name}[/bold] ({report.account_id}) · {report.plan} plan · "
+        f"{report.touch_model}-touch · playbook {report.playbook} · workflow "
+        f"{report.workflow_status}",
+        highlight=False,
+    )
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("Stage", f"{report.stage} since {when(report.stage_entered_at)}")
+    facts.add_row("Next deadline", when(report.next_deadline))
+    facts.add_row(
+        "CSM",
+        "[yellow]in the pooled queue (no CSM has capacity)[/yellow]"
+        if report.csm_pooled
+        else report.csm_id or "not assigned yet",
+    )
+    facts.add_row("First value", when(report.first_value_at))
+    facts.add_row("Risk", f"{report.risk.level}" + "".join(f"; {r}" for r in report.risk.reasons))
+    for e in report.escalations:
+        state = (
+            f"acknowledged by {e.acknowledged_by} {when(e.acknowledged_at)} {e.note or ''}"
+            if e.acknowledged_at
+            else "[red]open[/red]"
+        )
+        facts.add_row(
+            f"Escalation #{e.number}",
+            f"{when(e.raised_at)}, told {', '.join(e.notified)}: {state}",
+        )
+    if report.overdue:
+        facts.add_row("Overdue", "[red]" + ", ".join(report.overdue) + "[/red]")
+    if report.paused_since:
+        facts.add_row("Clock", f"paused since {when(report.paused_since)}")
+    if report.cancellation:
+        c = report.cancellation
+        facts.add_row(
+            "Cancelled", f"{when(c.at)} in {c.stage} by {c.by}: {c.reason} {c.note or ''}"
+        )
+    if report.pending_milestones:
+        facts.add_row("Recorded early", ", ".join(report.pending_milestones))
+    if report.everboarding_workflow_id:
+        facts.add_row(
+            "Everboarding", f"{report.everboarding_workflow_id} ({report.everboarding_status})"
+        )
+    out.print(facts, highlight=False)
+
+    milestones = Table(title="Milestones", title_justify="left")
+    for column in ("milestone", "at", "by", "note"):
+        milestones.add_column(column)
+    for milestone in Milestone:
+        record = report.milestones.get(milestone)
+        if record:
+            milestones.add_row(milestone, when(record.at), record.by, record.note or "")
+        else:
+            milestones.add_row(milestone, "-", "", "")
+    out.print(milestones)
+
+    if report.tasks:
+        tasks = Table(title="Checklist", title_justify="left")
+        for column in ("task", "stage", "owner", "due", "done", "reminders"):
+            tasks.add_column(column)
+        for t in sorted(report.tasks, key=lambda t: t.due_at):
+            done = f"{when(t.done_at)} by {t.done_by}" if t.done_at else "-"
+            due = when(t.due_at) + (f" (+{t.extended_by})" if t.extended_by else "")
+            tasks.add_row(t.id, t.stage, t.owner, due, done, str(t.reminders_sent))
+        out.print(tasks)
+
+    if report.learning:
+        finished = sum(1 for c in report.learning if c.done_at)
+        courses = Table(
+            title=f"Learning path ({finished}/{len(report.learning)} courses done; academy users: "
+            f"{len(report.academy_users)})",
+            title_justify="left",
+        )
+        for column in ("course", "level", "module", "due", "done"):
+            courses.add_column(column)
+        for course in report.learning:
+            for n, module in enumerate(course.modules):
+                due = when(module.due_at)
+                courses.add_row(
+                    course.id if n == 0 else "",
+                    course.level if n == 0 else "",
+                    module.id,
+                    f"[red]{due} overdue[/red]" if module.overdue else due,
+                    when(module.done_at),
+                )
+        out.print(courses)
+    if report.waiting_for_courses:
+        out.print(
+            f"Review waits for these courses: {', '.join(report.waiting_for_courses)}",
+            highlight=False,
+        )
+
+    history = Table(title="Stage history", title_justify="left")
+    for column in ("stage", "entered", "exited", "days"):
+        history.add_column(column)
+    for visit in report.history:
+        days = (
+            f"{(visit.exited_at - visit.entered_at).total_seconds() / 86400:.1f}"
+            if visit.exited_at
+            else ""
+        )
+        history.add_row(visit.stage, when(visit.entered_at), when(visit.exited_at), days)
+    out.print(history)
+
+
+class OnboardingLine(BaseModel):
+    account_id: str
+    workflow_status: str
+    stage: str
+    csm_id: str | None
+    next_deadline: datetime | None
+    started_at: datetime | None
+    risk: str | None = None
+    escalated: bool = False
+
+
+@app.command("list")
+def list_onboardings(
+    stage: Annotated[Stage | None, typer.Option(help="Only onboardings in this stage.")] = None,
+    risk: Annotated[RiskLevel | None, typer.Option(help="Only at this risk level.")] = None,
+    csm: Annotated[str | None, typer.Option(help="Only this CSM's onboardings.")] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue ones.")] = False,
+    escalated: Annotated[
+        bool, typer.Option("--escalated", help="Only those with an open escalation.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """All onboardings, one line each, newest first (filters use search attributes)."""
+    query = ["WorkflowType = 'OnboardingWorkflow'"]
+    for key, value in ((SA_STAGE, stage), (SA_RISK, risk), (SA_CSM, csm)):
+        if value is not None:
+            query.append(f"{key.name} = {json.dumps(str(value))}")
+    query += [
+        f"{key.name} = true" for key, on in ((SA_OVERDUE, overdue), (SA_ESCALATED, escalated)) if on
+    ]
+
+    async def go() -> None:
+        client = await connect()
+        lines = []
+        async for execution in client.list_workflows(" AND ".join(query)):
+            # From visibility only (the memo the workflow keeps current): works with no
+            # worker running and costs one call per page, not one per onboarding.
+            memo = await execution.memo()
+            deadline = memo.get(MEMO_NEXT_DEADLINE)
+            lines.append(
+                OnboardingLine(
+                    account_id=execution.id.removeprefix(onboarding_id("")),
+                    workflow_status=status_name(execution.status),
+                    stage=memo.get(MEMO_STAGE, "(no worker yet)"),
+                    csm_id=memo.get(MEMO_CSM),
+                    next_deadline=datetime.fromisoformat(deadline) if deadline else None,
+                    started_at=execution.start_time,
+                    risk=memo.get(MEMO_RISK),
+                    escalated=bool(memo.get(MEMO_ESCALATED)),
+                )
+            )
+        if as_json:
+            out.print_json(json.dumps([line.model_dump(mode="json") for line in lines]))
+            return
+        if not lines:
+            out.print("no onboardings yet")
+            return
+        table = Table()
+        for column in ("account", "stage", "risk", "csm", "next deadline", "started", "workflow"):
+            table.add_column(column)
+        for line in lines:
+            table.add_row(
+                line.account_id,
+                line.stage,
+                (line.risk or "-") + (" [red]escalated[/red]" if line.escalated else ""),
+                line.csm_id or "-",
+                when(line.next_deadline),
+                when(line.started_at),
+                line.workflow_status,
+            )
+        out.print(table)
+
+    run(go())

@@ -1,0 +1,162 @@
+"""`csm …`: the CSM roster in the database (roster.py does the work)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.table import Table
+from sqlmodel import select
+
+from cli.app import app, db_session, out, split_list
+from models.playbook import format_validation_error
+from models.tables import Csm
+from roster import RosterEntry, active_loads, add_csm, queued, remove_csm, update_csm
+
+csm_app = typer.Typer(
+    help="The CSM roster: who takes onboardings, for which touch models, how many at once.",
+    no_args_is_help=True,
+)
+app.add_typer(csm_app, name="csm")
+
+# Options shared by `csm add` and `csm update`.
+TOUCH_MODELS = Annotated[
+    str | None, typer.Option(help="Touch models served, comma-separated: high,low,tech,community.")
+]
+INDUSTRIES = Annotated[
+    str | None, typer.Option(help="Industries preferred, comma-separated (optional).")
+]
+CAPACITY = Annotated[int | None, typer.Option(help="Most active onboardings at once.")]
+CHAT = Annotated[str | None, typer.Option(help="Chat handle, e.g. @mei.")]
+
+
+@csm_app.command("add")
+def csm_add(
+    csm_id: Annotated[str, typer.Argument(help="The CSM's id, e.g. csm-011.")],
+    name: Annotated[str, typer.Option(help="Full name.")],
+    email: Annotated[str, typer.Option(help="Work email.")],
+    touch_models: TOUCH_MODELS = None,
+    industries: INDUSTRIES = None,
+    capacity: CAPACITY = None,
+    chat: CHAT = None,
+) -> None:
+    """Add a CSM to the roster."""
+    given = {
+        "touch_models": split_list(touch_models),
+        "industries": split_list(industries),
+        "capacity": capacity,
+        "chat": chat,
+    }
+    try:
+        entry = RosterEntry(
+            id=csm_id,
+            name=name,
+            email=email,
+            **{key: value for key, value in given.items() if value is not None},
+        )
+    except ValidationError as error:
+        raise typer.BadParameter(format_validation_error(error)) from None
+    with db_session() as session:
+        add_csm(session, entry=entry)
+        waiting = queued(session)
+    out.print(f"added {entry.id} ({entry.name}), capacity {entry.capacity}")
+    if waiting:
+        out.print(
+            f"{len(waiting)} onboarding(s) wait in the queue: "
+            f"{', '.join(o.account_id for o in waiting)}; `starter.py reassign ACCOUNT --to "
+            f"{entry.id} --reason ...` moves one"
+        )
+
+
+@csm_app.command("update")
+def csm_update(
+    csm_id: Annotated[str, typer.Argument(help="The CSM's id.")],
+    name: Annotated[str | None, typer.Option(help="Full name.")] = None,
+    email: Annotated[str | None, typer.Option(help="Work email.")] = None,
+    touch_models: TOUCH_MODELS = None,
+    industries: INDUSTRIES = None,
+    capacity: CAPACITY = None,
+    chat: CHAT = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Take new onboardings or not.")
+    ] = None,
+) -> None:
+    """Change a CSM's details; only the options given change."""
+    changes = {
+        "name": name,
+        "email": email,
+        "touch_models": split_list(touch_models),
+        "industries": split_list(industries),
+        "capacity": capacity,
+        "chat": chat,
+        "active": active,
+    }
+    changes = {key: value for key, value in changes.items() if value is not None}
+    if not changes:
+        raise typer.BadParameter("give at least one option to change (see --help)")
+    with db_session() as session:
+        row = update_csm(session, csm_id=csm_id, changes=changes)
+        load = active_loads(session).get(csm_id, 0)
+    out.print(f"updated {csm_id}: {', '.join(sorted(changes))}")
+    if load > row.capacity:
+        out.print(
+            f"[yellow]note:[/yellow] {csm_id} has {load} active onboardings, above the new "
+            f"capacity {row.capacity}; they get no new ones until below it"
+        )
+
+
+@csm_app.command("remove")
+def csm_remove(csm_id: Annotated[str, typer.Argument(help="The CSM's id.")]) -> None:
+    """Take a CSM off the roster: no new onboardings (refused while they have active ones)."""
+    with db_session() as session:
+        out.print(remove_csm(session, csm_id=csm_id))
+
+
+class CsmLine(BaseModel):
+    id: str
+    name: str
+    email: str
+    touch_models: list[str]
+    industries: list[str]
+    chat: str | None
+    active_onboardings: int
+    capacity: int
+    active: bool
+
+
+@csm_app.command("list")
+def csm_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """The roster with each CSM's load against capacity, and the queue."""
+    with db_session() as session:
+        load = active_loads(session)
+        lines = [
+            CsmLine(**row.model_dump(), active_onboardings=load.get(row.id, 0))
+            for row in session.exec(select(Csm).order_by(Csm.id)).all()
+        ]
+        waiting = [o.account_id for o in queued(session)]
+    if as_json:
+        out.print_json(
+            json.dumps({"csms": [line.model_dump() for line in lines], "queue": waiting})
+        )
+        return
+    table = Table()
+    for column in ("csm", "name", "touch models", "industries", "load", "active"):
+        table.add_column(column)
+    for line in lines:
+        full = line.active_onboardings >= line.capacity
+        table.add_row(
+            line.id,
+            line.name,
+            ",".join(line.touch_models),
+            ",".join(line.industries) or "-",
+            ("[red]" if full else "")
+            + f"{line.active_onboardings}/{line.capacity}"
+            + (" full[/red]" if full else ""),
+            "yes" if line.active else "no",
+        )
+    out.print(table)
+    out.print(f"queue: {', '.join(waiting) if waiting else 'empty'}")

@@ -1,0 +1,198 @@
+"""`start`: one deal from the sales system (JSON), or many from a CSV export."""
+
+from __future__ import annotations
+
+import asyncio
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.progress import Progress
+from rich.table import Table
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from cli.app import Failure, app, connect, err, out, run
+from config import Settings, load_settings
+from models.academy import load_academy
+from models.deal_csv import CsvFileError, Deal, RowError, read_deals
+from models.journey import OnboardingInput, OnboardingRequest, Stage
+from models.playbook import PlaybookError, format_validation_error, load_playbook
+from workflows import SA_PLAN, SA_STAGE, SA_TOUCH_MODEL, TASK_QUEUE, onboarding_id
+from workflows.onboarding import OnboardingWorkflow
+
+
+class IfExists(StrEnum):
+    FAIL = "fail"
+    IGNORE = "ignore"
+
+
+def read_request(path: Path) -> OnboardingRequest:
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise Failure(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return OnboardingRequest.model_validate_json(text)
+    except ValidationError as error:
+        raise Failure(f"{path}: {format_validation_error(error)}") from None
+
+
+@app.command()
+def start(
+    from_file: Annotated[
+        Path | None, typer.Option("--from-file", help="The deal as JSON (an OnboardingRequest).")
+    ] = None,
+    from_csv: Annotated[
+        Path | None,
+        typer.Option("--from-csv", help="Many deals, one per row (README: bulk start)."),
+    ] = None,
+    if_exists: Annotated[
+        IfExists,
+        typer.Option(help="When the account is already onboarding: fail, or ignore (exit 0)."),
+    ] = IfExists.FAIL,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=64, help="--from-csv: onboardings started at once.")
+    ] = 8,
+) -> None:
+    """Start an account's onboarding from the sales system's deal document, or many from a
+    CSV export (already-onboarding accounts are reported, not started twice)."""
+    if (from_file is None) == (from_csv is None):
+        raise typer.BadParameter("give exactly one of --from-file and --from-csv")
+    if from_csv is not None:
+        _start_batch(from_csv, concurrency)
+        return
+    assert from_file is not None
+
+    async def go() -> None:
+        request = read_request(from_file)
+        try:
+            workflow_input = _workflow_input(request, load_settings())
+        except PlaybookError as error:
+            raise Failure(f"{from_file}: {error}") from None
+        client = await connect()
+        workflow_id = onboarding_id(request.account_id)
+        if not await _start_onboarding(client, workflow_input):
+            message = f"account {request.account_id} already has an onboarding ({workflow_id})"
+            if if_exists is IfExists.IGNORE:
+                out.print(f"{message}; nothing to do")
+                return
+            raise Failure(message + "; use --if-exists ignore for retries")
+        out.print(f"started onboarding for {request.account_id}: workflow {workflow_id}")
+
+    run(go())
+
+
+def _workflow_input(request: OnboardingRequest, settings: Settings) -> OnboardingInput:
+    """The request with its playbook and learning path resolved (PlaybookError if broken)."""
+    playbook = load_playbook(settings.playbook_dir, request.playbook)
+    academy = load_academy(settings.playbook_dir)
+    return OnboardingInput(
+        request=request,
+        playbook=playbook.resolve(request.playbook, request.touch_model),
+        path=academy.path_for(request.plan, request.industry, request.use_case),
+    )
+
+
+async def _start_onboarding(client: Client, workflow_input: OnboardingInput) -> bool:
+    """Start the onboarding; False when the account already has one (nothing started)."""
+    request = workflow_input.request
+    try:
+        await client.start_workflow(
+            OnboardingWorkflow.run,
+            workflow_input,
+            id=onboarding_id(request.account_id),
+            task_queue=TASK_QUEUE,
+            # A completed onboarding is not started again by a retried deal; a cancelled
+            # or failed one may be.
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(SA_STAGE, Stage.DEPART.value),
+                    SearchAttributePair(SA_TOUCH_MODEL, request.touch_model.value),
+                    SearchAttributePair(SA_PLAN, request.plan.value),
+                ]
+            ),
+            static_summary=(
+                f"Onboarding {request.account_id}: {request.plan} plan, "
+                f"{request.touch_model}-touch, playbook {request.playbook}"
+            ),
+            # Fixed at start (the run's current details carry what changes); no emails.
+            static_details="\n".join(
+                [
+                    f"**Account** {request.account_id} ({request.account_name})",
+                    f"**Plan** {request.plan} · **Touch model** {request.touch_model}",
+                    f"**Industry** {request.industry} · **Use case** {request.use_case}",
+                    f"**Playbook** {request.playbook} · **AE** {request.account_executive.id}",
+                    "**Contract signed** "
+                    + (
+                        f"{request.contract_signed_at:%Y-%m-%d}"
+                        if request.contract_signed_at
+                        else "not yet"
+                    ),
+                ]
+            ),
+        )
+    except RPCError as error:
+        if "search attribute" in error.message.lower():
+            raise Failure(
+                f"the namespace lacks the onboarding search attributes ({error.message}); "
+                "start the worker once (it registers them) or register them by hand"
+            ) from None
+        raise
+    except WorkflowAlreadyStartedError:
+        return False
+    return True
+
+
+def _start_batch(path: Path, concurrency: int) -> None:
+    """Every valid row is started, at most `concurrency` at once; bad rows and failures are
+    listed at the end (row, field, reason) and make the exit code 1, without stopping the
+    batch. Re-running the same file starts only what is missing."""
+    try:
+        deals, errors = read_deals(path)
+    except CsvFileError as error:
+        raise typer.BadParameter(str(error), param_hint="--from-csv") from None
+    settings = load_settings()
+    started: list[str] = []
+    existing: list[str] = []
+
+    async def go() -> None:
+        client = await connect()
+        gate = asyncio.Semaphore(concurrency)
+        with Progress(console=err, transient=False) as progress:
+            bar = progress.add_task(f"starting {len(deals)} onboardings", total=len(deals))
+
+            async def one(deal: Deal) -> None:
+                async with gate:
+                    try:
+                        workflow_input = _workflow_input(deal.request, settings)
+                        is_new = await _start_onboarding(client, workflow_input)
+                        (started if is_new else existing).append(deal.request.account_id)
+                    except PlaybookError as error:
+                        errors.append(RowError(deal.row, "playbook", str(error)))
+                    except (Failure, RPCError) as error:
+                        errors.append(RowError(deal.row, "account_id", str(error)))
+                    progress.advance(bar)
+
+            await asyncio.gather(*(one(deal) for deal in deals))
+
+    run(go())
+    out.print(
+        f"{len(started)} started, {len(existing)} already onboarding (left as they are), "
+        f"{len(errors)} rows with errors"
+    )
+    if existing:
+        out.print("already onboarding: " + ", ".join(sorted(existing)))
+    if errors:
+        table = Table(title=f"rows not started ({path})")
+        for column in ("row", "field", "reason"):
+            table.add_column(column)
+        for e in sorted(errors, key=lambda e: (e.row, e.field)):
+            table.add_row(str(e.row), e.field, e.reason)
+        err.print(table)
+        raise typer.Exit(1)
