@@ -7,6 +7,7 @@ not open to us (Temporal Cloud), register them once with the Cloud UI or tcld in
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -14,7 +15,7 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 from temporalio.service import RPCError
 
 from workflows import SEARCH_ATTRIBUTES
@@ -22,15 +23,19 @@ from workflows import SEARCH_ATTRIBUTES
 log = logging.getLogger(__name__)
 
 
+async def missing_search_attributes(client: Client) -> list[SearchAttributeKey[Any]]:
+    """The onboarding search attributes the namespace does not know (RPCError if unreadable)."""
+    known = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=client.namespace)
+    )
+    return [key for key in SEARCH_ATTRIBUTES if key.name not in known.custom_attributes]
+
+
 async def register_search_attributes(client: Client) -> None:
     try:
-        known = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=client.namespace)
-        )
         missing = {
             key.name: IndexedValueType.ValueType(int(key.indexed_value_type))
-            for key in SEARCH_ATTRIBUTES
-            if key.name not in known.custom_attributes
+            for key in await missing_search_attributes(client)
         }
         if missing:
             await client.operator_service.add_search_attributes(

@@ -25,6 +25,7 @@ from tests.conftest import (
     ROOT,
     deal,
     deal_file,
+    free_port,
     onboarding_input,
     starter,
     status_json,
@@ -635,3 +636,21 @@ async def test_list_filters_by_what_the_search_attributes_say(
     assert bad.returncode == 2 and "--risk" in bad.stderr
     for handle in handles:
         await handle.terminate("test over")
+
+
+def test_doctor_says_what_works_and_what_to_do(
+    app_env: dict[str, str], worker_process, tmp_path: Path
+) -> None:
+    healthy = starter(app_env, "doctor")
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    for line in ("ok   database: at revision", "ok   search attributes", "ok   workers: "):
+        assert line in healthy.stdout
+
+    broken = app_env | {
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}",
+    }
+    sick = starter(broken, "doctor")
+    assert sick.returncode == 1
+    assert "FAIL database" in sick.stdout and "make migrate" in sick.stdout
+    assert "FAIL temporal: cannot reach Temporal" in sick.stdout

@@ -1,0 +1,102 @@
+"""`doctor`: is this installation able to run onboardings? What ops check first at 3 a.m."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import typer
+from sqlalchemy.exc import OperationalError
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from cli.app import Failure, app, connect, out
+from config import load_settings
+from db import SchemaError, check_schema, current_revision, make_engine
+from search_attributes import missing_search_attributes
+from workflows import TASK_QUEUE
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@app.command()
+def doctor() -> None:
+    """Check the database (reachable, migrated), Temporal (reachable, search attributes) and
+    the workers (polling the task queue); each failure says what to do. Exit 1 if any fails."""
+    checks = [_database()]
+
+    async def go() -> None:
+        client = await connect()
+        checks.append(Check("temporal", True, f"{client.service_client.config.target_host}"))
+        checks.append(await _search_attributes(client))
+        checks.append(await _workers(client))
+
+    try:
+        asyncio.run(go())
+    except Failure as failure:  # unreachable
+        checks.append(Check("temporal", False, str(failure)))
+    except RPCError as error:
+        checks.append(Check("temporal", False, f"answered: {error.message}"))
+    for check in checks:
+        mark = "[green]ok  [/green]" if check.ok else "[red]FAIL[/red]"
+        out.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+def _database() -> Check:
+    engine = make_engine(load_settings().database_url)
+    try:
+        check_schema(engine)
+        return Check("database", True, f"at revision {current_revision(engine)}")
+    except SchemaError as error:
+        return Check("database", False, str(error))
+    except OperationalError as error:
+        return Check("database", False, f"unreachable: {error.orig}")
+    finally:
+        engine.dispose()
+
+
+async def _search_attributes(client: Client) -> Check:
+    try:
+        missing = await missing_search_attributes(client)
+    except RPCError as error:
+        return Check("search attributes", False, f"cannot list them: {error.message}")
+    if missing:
+        names = ", ".join(key.name for key in missing)
+        return Check(
+            "search attributes", False, f"missing {names}: start a worker (it registers them)"
+        )
+    return Check("search attributes", True, "all registered")
+
+
+async def _workers(client: Client) -> Check:
+    pollers = {}
+    for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
+        described = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=client.namespace,
+                task_queue=TaskQueue(name=TASK_QUEUE),
+                task_queue_type=kind,
+            )
+        )
+        pollers[kind] = {poller.identity for poller in described.pollers}
+    workers = pollers[TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW]
+    if not workers or not pollers[TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]:
+        return Check(
+            "workers",
+            False,
+            f"nobody polls task queue {TASK_QUEUE!r}: onboardings wait. Start one "
+            "(make worker, or docker compose up worker)",
+        )
+    return Check(
+        "workers", True, f"{len(workers)} polling {TASK_QUEUE!r}: {', '.join(sorted(workers))}"
+    )
