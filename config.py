@@ -72,7 +72,7 @@ def load_settings() -> Settings:
     except ValidationError as error:
         problems = []
         for e in error.errors():
-            name = "_".join(str(part) for part in e["loc"][:1]).upper()
+            name = str(e["loc"][0]).upper() if e["loc"] else "settings"
             shown = "(hidden)" if "PASSWORD" in name else repr(e["input"])
             problems.append(f"{name}={shown}: {e['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
@@ -19,6 +21,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from config import connect_temporal, load_settings
 from db import SchemaError, check_schema, make_engine
+from models.journey import AwareDatetime
+from models.playbook import format_validation_error
 from roster import RosterError
 from workflows import onboarding_id
 
@@ -74,6 +78,28 @@ async def existing_onboarding(client: Client, account: str) -> WorkflowHandle[An
 
 def status_name(status: WorkflowExecutionStatus | None) -> str:
     return status.name.lower() if status else "unknown"
+
+
+class _Moment(BaseModel):
+    at: AwareDatetime
+
+
+def parse_time(value: str | None, option: str, *, dates: bool = False) -> datetime | None:
+    """An ISO 8601 time with a zone (`2026-07-01T09:00Z`); with `dates`, also a bare day
+    (`2026-07-01`, midnight UTC). Anything else is a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        if dates and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        return _Moment(at=value).at  # type: ignore[arg-type]
+    except ValueError as error:  # pydantic's ValidationError is one too
+        reason = (
+            format_validation_error(error).removeprefix("at: ")
+            if isinstance(error, ValidationError)
+            else str(error)
+        )
+        raise typer.BadParameter(f"{value!r}: {reason}", param_hint=option) from None
 
 
 def when(value: datetime | None) -> str:

@@ -35,7 +35,7 @@ def doctor() -> None:
 
     async def go() -> None:
         client = await connect()
-        checks.append(Check("temporal", True, f"{client.service_client.config.target_host}"))
+        checks.append(Check("temporal", True, client.service_client.config.target_host))
         checks.append(await _search_attributes(client))
         checks.append(await _workers(client))
 

@@ -22,13 +22,23 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError
 
-from cli.app import Failure, app, connect, err, existing_onboarding, is_not_found, out, run, when
+from cli.app import (
+    Failure,
+    app,
+    connect,
+    err,
+    existing_onboarding,
+    is_not_found,
+    out,
+    parse_time,
+    run,
+    when,
+)
 from config import load_settings
 from models.academy import LearningPath, load_academy
 from models.everboarding import Churn, FeatureAnnouncement
 from models.journey import (
     Acknowledge,
-    AwareDatetime,
     Cancel,
     CancelReason,
     CompleteMilestone,
@@ -54,19 +64,6 @@ class UsersAction(StrEnum):
     ADD = "add"
 
 
-def _parse_at(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-
-    class At(BaseModel):
-        at: AwareDatetime
-
-    try:
-        return At(at=value).at  # type: ignore[arg-type]
-    except ValidationError as error:
-        raise typer.BadParameter(format_validation_error(error).removeprefix("at: ")) from None
-
-
 @app.command()
 def signal(
     account: Annotated[str, typer.Argument(help="The account id (slug), e.g. acme.")],
@@ -78,7 +75,7 @@ def signal(
     note: Annotated[str | None, typer.Option(help="A short note for the record.")] = None,
 ) -> None:
     """Report a milestone; the onboarding accepts it or says why not."""
-    moment = _parse_at(at)
+    moment = parse_time(at, "--at")
 
     async def go() -> None:
         result = await _update(
@@ -149,7 +146,7 @@ def _parse_extension(value: str) -> tuple[datetime | None, timedelta | None]:
         if not isinstance(amount, timedelta):
             raise typer.BadParameter(f"{value!r}: use +90s, +30m, +36h, +7d or +2w")
         return None, amount
-    return _parse_at(value), None
+    return parse_time(value, "--by"), None
 
 
 @app.command()

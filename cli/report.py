@@ -8,27 +8,10 @@ from typing import Annotated
 
 import typer
 
-from cli.app import app, db_session, err, out, split_list
+from cli.app import app, db_session, err, out, parse_time, split_list
 from reports import scorecard
 from reports.console import print_scorecard
 from reports.html import render as render_html
-
-
-def _day_or_time(value: str | None, option: str) -> datetime | None:
-    """`2026-07-01` (midnight UTC) or an ISO 8601 time with a zone."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (2026-07-01) or a time with a zone", param_hint=option
-        ) from None
-    if parsed.tzinfo is None:
-        if len(value) > 10:
-            raise typer.BadParameter(f"{value!r} needs a zone, e.g. +00:00", param_hint=option)
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
 
 
 @app.command()
@@ -62,8 +45,8 @@ def report(
     completion, retention, support tickets, the funnel; by touch model, plan, industry,
     playbook. Definitions: README, Scorecard."""
     now = datetime.now(UTC)
-    until = _day_or_time(end, "--to") or now
-    since = _day_or_time(start, "--from") or until - timedelta(days=90)
+    until = parse_time(end, "--to", dates=True) or now
+    since = parse_time(start, "--from", dates=True) or until - timedelta(days=90)
     if since >= until:
         raise typer.BadParameter(f"must be before --to ({until:%Y-%m-%d})", param_hint="--from")
     dimensions = split_list(by) or []
@@ -79,7 +62,7 @@ def report(
             session,
             since,
             until,
-            as_of=_day_or_time(as_of, "--as-of") or now,
+            as_of=parse_time(as_of, "--as-of", dates=True) or now,
             retention_days=retention_days,
             dimensions=dimensions,
         )

@@ -162,30 +162,38 @@ def _load(session: Session, start: datetime, end: datetime) -> list[_Customer]:
         sa_select(ONBOARDING).where(in_cohort).order_by(col(Onboarding.started_at))
     ).all()
     customers = {row.account_id: _Customer(row=row) for row in rows}
+
+    def of_cohort(query: Any, account_id: Any) -> Any:
+        """`query` over a table with an `account_id`, narrowed to the cohort's accounts."""
+        return query.join(Onboarding, col(Onboarding.account_id) == col(account_id)).where(
+            in_cohort
+        )
+
     tasks = session.exec(
-        select(Task.account_id, Task.done_at)
-        .join(Onboarding, col(Onboarding.account_id) == col(Task.account_id))
-        .where(in_cohort, Task.stage == Stage.ADOPT, col(Task.required).is_(True))
+        of_cohort(select(Task.account_id, Task.done_at), Task.account_id).where(
+            Task.stage == Stage.ADOPT, col(Task.required).is_(True)
+        )
     ).all()
     for account, done_at in tasks:
         customers[account].adopt_required += 1
         customers[account].adopt_done += done_at is not None
     tickets = session.exec(
-        select(SupportTicket.account_id, SupportTicket.opened_at)
-        .join(Onboarding, col(Onboarding.account_id) == col(SupportTicket.account_id))
-        .where(in_cohort)
+        of_cohort(
+            select(SupportTicket.account_id, SupportTicket.opened_at), SupportTicket.account_id
+        )
     ).all()
     for account, opened_at in tickets:
         customers[account].tickets.append(opened_at)
     stays = session.exec(
-        select(
+        of_cohort(
+            select(
+                StageTransition.account_id,
+                StageTransition.stage,
+                StageTransition.entered_at,
+                StageTransition.exited_at,
+            ),
             StageTransition.account_id,
-            StageTransition.stage,
-            StageTransition.entered_at,
-            StageTransition.exited_at,
         )
-        .join(Onboarding, col(Onboarding.account_id) == col(StageTransition.account_id))
-        .where(in_cohort)
     ).all()
     for account, stage, entered, exited in stays:
         customers[account].stays[stage] = (entered, exited)
