@@ -25,8 +25,8 @@ from cli import start, journey, lookup, report, roster, doctor  # noqa: F401
 
 # isort: on
 from cli.app import app, err
-from config import SettingsError
-from db import SchemaError
+from infra.db import SchemaError
+from infra.settings import SettingsError
 
 
 def main() -> NoReturn:

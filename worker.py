@@ -24,12 +24,12 @@ from activities.assign import AssignActivities
 from activities.mail import transport_from_settings
 from activities.notify import NotifyActivities
 from activities.records import RecordActivities
-from config import Settings, SettingsError, connect_temporal, load_settings, worker_runtime
-from db import SchemaError, check_schema, make_engine, session_factory
-from logs import configure_logging
-from roster import RosterError, load_roster, seed_roster
-from search_attributes import register_search_attributes
-from workflows import TASK_QUEUE
+from infra.db import SchemaError, check_schema, make_engine, session_factory
+from infra.logs import configure_logging
+from infra.roster import RosterError, load_roster, seed_roster
+from infra.search_attributes import register_search_attributes
+from infra.settings import Settings, SettingsError, connect_temporal, load_settings, worker_runtime
+from workflows.contract import TASK_QUEUE
 from workflows.everboarding import EverboardingWorkflow
 from workflows.onboarding import OnboardingWorkflow
 

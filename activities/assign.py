@@ -11,11 +11,11 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from db import SessionFactory, onboarding_row
+from infra.db import SessionFactory, onboarding_row
+from infra.roster import active_loads
 from models.activities import CsmRequest, ReassignRequest
 from models.journey import QUEUE_ID, Contact, CsmRef
 from models.tables import Csm, Reassignment, utcnow
-from roster import active_loads
 
 # SQLite has no row locks; one worker process is the only supported shape there, so a
 # process-wide lock serialises assignments (PostgreSQL uses row locks, see `_roster`).

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from config import Settings
+from infra.settings import Settings
 from models.journey import Contact
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"

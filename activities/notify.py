@@ -8,8 +8,8 @@ from sqlmodel import select
 from temporalio import activity
 
 from activities.mail import Transport, build_message, render, template_environment
-from config import Settings
-from db import SessionFactory
+from infra.db import SessionFactory
+from infra.settings import Settings
 from models.activities import ChatReceipt, ChatRequest, EmailReceipt, EmailRequest
 from models.tables import Notification, utcnow
 

@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
 
-from db import SessionFactory, onboarding_row
+from infra.db import SessionFactory, onboarding_row
 from models.activities import (
     AcademyAccess,
     Checklist,

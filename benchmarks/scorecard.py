@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import insert  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
-from db import make_engine, migrate  # noqa: E402
+from infra.db import make_engine, migrate  # noqa: E402
 from models.tables import Onboarding, StageTransition, SupportTicket, Task  # noqa: E402
 from reports import scorecard  # noqa: E402
 

@@ -19,12 +19,12 @@ from sqlmodel import Session
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from config import connect_temporal, load_settings
-from db import SchemaError, check_schema, make_engine
+from infra.db import SchemaError, check_schema, make_engine
+from infra.roster import RosterError
+from infra.settings import connect_temporal, load_settings
 from models.journey import AwareDatetime
 from models.playbook import format_validation_error
-from roster import RosterError
-from workflows import onboarding_id
+from workflows.contract import onboarding_id
 
 app = typer.Typer(
     help="Customer onboarding: start onboardings, report milestones, see where each account is.",

@@ -14,10 +14,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from cli.app import Failure, app, connect, out
-from config import load_settings
-from db import SchemaError, check_schema, current_revision, make_engine
-from search_attributes import missing_search_attributes
-from workflows import TASK_QUEUE
+from infra.db import SchemaError, check_schema, current_revision, make_engine
+from infra.search_attributes import missing_search_attributes
+from infra.settings import load_settings
+from workflows.contract import TASK_QUEUE
 
 
 @dataclass

@@ -34,7 +34,7 @@ from cli.app import (
     run,
     when,
 )
-from config import load_settings
+from infra.settings import load_settings
 from models.academy import LearningPath, load_academy
 from models.everboarding import Churn, FeatureAnnouncement
 from models.journey import (
@@ -55,7 +55,7 @@ from models.journey import (
     UsersAdded,
 )
 from models.playbook import PlaybookError, format_validation_error, parse_duration
-from workflows import SA_PLAN, everboarding_id, onboarding_id
+from workflows.contract import SA_PLAN, everboarding_id, onboarding_id
 from workflows.everboarding import EverboardingWorkflow
 from workflows.onboarding import OnboardingWorkflow
 

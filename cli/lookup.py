@@ -25,7 +25,7 @@ from cli.app import (
     when,
 )
 from models.journey import Milestone, OnboardingStatus, RiskLevel, Stage
-from workflows import (
+from workflows.contract import (
     MEMO_CSM,
     MEMO_ESCALATED,
     MEMO_NEXT_DEADLINE,

@@ -1,4 +1,4 @@
-"""`csm …`: the CSM roster in the database (roster.py does the work)."""
+"""`csm …`: the CSM roster in the database (infra/roster.py does the work)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from rich.table import Table
 from sqlmodel import select
 
 from cli.app import app, db_session, out, split_list
+from infra.roster import RosterEntry, active_loads, add_csm, queued, remove_csm, update_csm
 from models.playbook import format_validation_error
 from models.tables import Csm
-from roster import RosterEntry, active_loads, add_csm, queued, remove_csm, update_csm
 
 csm_app = typer.Typer(
     help="The CSM roster: who takes onboardings, for which touch models, how many at once.",

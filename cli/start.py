@@ -17,12 +17,12 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from cli.app import Failure, app, connect, err, out, run
-from config import Settings, load_settings
+from infra.settings import Settings, load_settings
 from models.academy import load_academy
 from models.deal_csv import CsvFileError, Deal, RowError, read_deals
 from models.journey import OnboardingInput, OnboardingRequest, Stage
 from models.playbook import PlaybookError, format_validation_error, load_playbook
-from workflows import SA_PLAN, SA_STAGE, SA_TOUCH_MODEL, TASK_QUEUE, onboarding_id
+from workflows.contract import SA_PLAN, SA_STAGE, SA_TOUCH_MODEL, TASK_QUEUE, onboarding_id
 from workflows.onboarding import OnboardingWorkflow
 
 

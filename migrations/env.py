@@ -9,8 +9,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-import db  # noqa: F401  (registers the tables on SQLModel.metadata)
-from config import Settings
+from infra import db  # noqa: F401  (registers the tables on SQLModel.metadata)
+from infra.settings import Settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

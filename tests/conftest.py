@@ -31,8 +31,8 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.records import RecordActivities
-from config import Settings
-from db import SessionFactory, make_engine, migrate, session_factory
+from infra.db import SessionFactory, make_engine, migrate, session_factory
+from infra.settings import Settings
 from models.academy import load_academy
 from models.activities import OnboardingOpened
 from models.journey import (
@@ -46,7 +46,7 @@ from models.journey import (
 from models.playbook import Playbook, load_playbook
 from models.tables import Notification
 from worker import build_worker
-from workflows import SEARCH_ATTRIBUTES
+from workflows.contract import SEARCH_ATTRIBUTES
 from workflows.onboarding import OnboardingWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.mail import FileOutbox, SmtpTransport
 from activities.notify import NotifyActivities
 from activities.records import RecordActivities
-from config import Settings
+from infra.settings import Settings
 from models.activities import (
     AcademyAccess,
     Checklist,

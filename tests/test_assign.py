@@ -13,10 +13,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.assign import AssignActivities
+from infra.roster import RosterEntry, RosterError, add_csm, remove_csm, seed_roster, update_csm
 from models.activities import CsmRequest, ReassignRequest
 from models.journey import QUEUE_ID, Contact, TouchModel
 from models.tables import Csm, Onboarding, Reassignment
-from roster import RosterEntry, RosterError, add_csm, remove_csm, seed_roster, update_csm
 from tests.conftest import T0, open_account
 
 QUEUE = Contact(name="CS lead", email="cs-queue@example.com")

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
-from db import make_engine
+from infra.db import make_engine
 from models.tables import Notification, Onboarding, SupportTicket
 from tests.conftest import (
     ROOT,
@@ -31,7 +31,7 @@ from tests.conftest import (
     status_json,
     wait_for_stage,
 )
-from workflows import SA_CSM, SA_ESCALATED, SA_OVERDUE, SA_RISK, SA_STAGE
+from workflows.contract import SA_CSM, SA_ESCALATED, SA_OVERDUE, SA_RISK, SA_STAGE
 from workflows.onboarding import OnboardingWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -14,7 +14,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from db import onboarding_row
+from infra.db import onboarding_row
 from models.journey import (
     Acknowledge,
     Cancel,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from config import Settings
+from infra.settings import Settings
 from tests.conftest import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -13,8 +13,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from config import Settings
-from db import make_engine
+from infra.db import make_engine
+from infra.settings import Settings
 from models.academy import LearningPath
 from models.journey import (
     Contact,

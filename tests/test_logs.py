@@ -11,8 +11,8 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from config import worker_runtime
-from logs import JsonFormatter
+from infra.logs import JsonFormatter
+from infra.settings import worker_runtime
 from tests.conftest import binary
 
 

@@ -7,8 +7,8 @@ import pytest
 from alembic import command
 from sqlmodel import SQLModel
 
-import db
-from db import SchemaError, check_schema, make_engine, migrate
+from infra import db
+from infra.db import SchemaError, check_schema, make_engine, migrate
 
 
 def test_the_migrations_match_the_models(database_url: str) -> None:

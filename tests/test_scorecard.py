@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from db import make_engine
+from infra.db import make_engine
 from models.tables import Onboarding, StageTransition, SupportTicket, Task
 from reports import scorecard
 from tests.conftest import ROOT, T0

@@ -64,7 +64,8 @@ with workflow.unsafe.imports_passed_through():
         TouchModel,
         UsersAdded,
     )
-    from workflows import (
+    from workflows.activity_options import run_activity
+    from workflows.contract import (
         MEMO_CSM,
         MEMO_ESCALATED,
         MEMO_NEXT_DEADLINE,
@@ -81,7 +82,6 @@ with workflow.unsafe.imports_passed_through():
         SA_TOUCH_MODEL,
         everboarding_id,
     )
-    from workflows.activity_options import run_activity
     from workflows.deadlines import STAGE_OWNER, next_reminder, shift
     from workflows.engagement import SCORECARD_PATCH, record_support_ticket
     from workflows.everboarding import EverboardingWorkflow

@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import activity, workflow
 
-from workflows import account_of
+from workflows.contract import account_of
 
 # Keys lifted from the SDK's `temporal_workflow` / `temporal_activity` record extras.
 TEMPORAL_KEYS = ("workflow_id", "run_id", "workflow_type", "activity_type", "attempt")

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 from temporalio.service import RPCError
 
-from workflows import SEARCH_ATTRIBUTES
+from workflows.contract import SEARCH_ATTRIBUTES
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from models import tables  # noqa: F401  (registers the tables on SQLModel.metad
 
 SessionFactory = Callable[[], Session]
 
-ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 MIGRATE_COMMAND = "make migrate  (or: .venv/bin/alembic upgrade head)"
 
 

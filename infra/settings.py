@@ -22,7 +22,7 @@ from temporalio.runtime import (
     TelemetryConfig,
 )
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".data"
 
 
