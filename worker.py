@@ -21,9 +21,10 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assign import AssignActivities
+from activities.effects import EffectActivities
 from activities.mail import transport_from_settings
-from activities.notify import NotifyActivities
-from activities.records import RecordActivities
+from activities.notify import Notify
+from activities.records import Records
 from infra.db import SchemaError, check_schema, make_engine, session_factory
 from infra.logs import configure_logging
 from infra.roster import RosterError, load_roster, seed_roster
@@ -48,28 +49,14 @@ def build_worker(
         added = seed_roster(session, roster.csms)
     if added:
         log.info("added %d CSMs from %s to the roster", added, settings.roster_file)
-    records = RecordActivities(sessions)
+    notify = Notify(sessions, transport_from_settings(settings), settings)
+    effects = EffectActivities(Records(sessions), notify, roster.queue)
     assign = AssignActivities(sessions, roster.queue)
-    notify = NotifyActivities(sessions, transport_from_settings(settings), settings)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        activities=[
-            records.open_onboarding,
-            records.record_stage,
-            records.record_handoff,
-            records.create_checklist,
-            records.record_risk,
-            records.record_escalation,
-            records.grant_academy_access,
-            records.record_churn,
-            records.record_support_ticket,
-            assign.assign_csm,
-            assign.reassign_csm,
-            notify.send_email,
-            notify.send_chat,
-        ],
+        activities=[effects.carry_out, assign.assign_csm, assign.reassign_csm],
         activity_executor=executor,
         workflow_runner=workflow_runner(),
     )

@@ -1,4 +1,5 @@
-"""The mail activity: render, record in the outbox, deliver once per business key."""
+"""Mail and chat: render, record in the outbox, deliver once per business key. Plain methods,
+called by the effects activity (activities/effects.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from temporalio import activity
 from activities.mail import Transport, build_message, render, template_environment
 from infra.db import SessionFactory
 from infra.settings import Settings
-from models.activities import ChatReceipt, ChatRequest, EmailReceipt, EmailRequest
+from models.activities import Mail, MailContext
+from models.journey import Contact
 from models.tables import Notification, utcnow
 
 
-class NotifyActivities:
+class Notify:
     def __init__(self, sessions: SessionFactory, transport: Transport, settings: Settings) -> None:
         self.sessions = sessions
         self.transport = transport
@@ -57,58 +59,61 @@ class NotifyActivities:
             session.add(row)
             session.commit()
 
-    @activity.defn
-    def send_email(self, request: EmailRequest) -> EmailReceipt:
-        context = request.context.model_dump() | {
-            "recipient": request.to.model_dump(),
-            "links": self._links(),
-        }
-        rendered = render(self.templates, request.template, context)
+    def send_email(self, mail: Mail, context: MailContext, account_id: str, to: Contact) -> bool:
+        """Deliver one message once per key; False when it was sent before (a retry, a
+        replay, an overlapping attempt)."""
+        rendered = render(
+            self.templates,
+            mail.template,
+            context.model_dump() | {"recipient": to.model_dump(), "links": self._links()},
+        )
         claimed = self._claim(
             Notification(
-                key=request.key,
-                account_id=request.account_id,
-                template=request.template,
-                recipient=str(request.to.email),
+                key=mail.key,
+                account_id=account_id,
+                template=mail.template,
+                recipient=str(to.email),
                 subject=rendered.subject,
                 body_text=rendered.text,
             )
         )
         if not claimed:
-            return EmailReceipt(key=request.key, delivered=False)
+            return False
         message = build_message(
-            rendered,
-            key=request.key,
-            sender=self.settings.mail_from,
-            to=request.to,
-            cc=request.cc,
+            rendered, key=mail.key, sender=self.settings.mail_from, to=to, cc=mail.cc
         )
         self.transport.send(message)
-        self._mark_sent(request.key)
-        activity.logger.info("mail %s sent", request.key)
-        return EmailReceipt(key=request.key, delivered=True)
+        self._mark_sent(mail.key)
+        activity.logger.info("mail %s sent", mail.key)
+        return True
 
-    @activity.defn
-    def send_chat(self, request: ChatRequest) -> ChatReceipt:
+    def send_chat(self, mail: Mail, context: MailContext, account_id: str) -> bool:
+        """Post the message's chat version to the team's chat, once per key; False when
+        already posted or no chat is configured (CHAT_URLS)."""
         if not self.settings.chat_urls:
-            return ChatReceipt(key=request.key, delivered=False)
-        context = request.context.model_dump() | {"links": self._links()}
-        rendered = render(self.templates, request.template, context, kind="chat")
+            return False
+        key = f"{mail.key}:chat"
+        rendered = render(
+            self.templates,
+            mail.template,
+            context.model_dump() | {"links": self._links()},
+            kind="chat",
+        )
         claimed = self._claim(
             Notification(
-                key=request.key,
-                account_id=request.account_id,
+                key=key,
+                account_id=account_id,
                 channel="chat",
-                template=request.template,
+                template=mail.template,
                 recipient="chat",
                 subject=rendered.subject,
                 body_text=rendered.text,
             )
         )
         if not claimed:
-            return ChatReceipt(key=request.key, delivered=False)
+            return False
         if not self.chat.notify(title=rendered.subject, body=rendered.text):
             # Retried by the activity's policy; apprise has logged which service failed.
-            raise RuntimeError(f"chat delivery failed for {request.key}")
-        self._mark_sent(request.key)
-        return ChatReceipt(key=request.key, delivered=True)
+            raise RuntimeError(f"chat delivery failed for {key}")
+        self._mark_sent(key)
+        return True

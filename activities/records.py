@@ -1,165 +1,116 @@
-"""Activities that write the onboarding's read model. Each is an idempotent upsert."""
+"""The onboarding's read model: idempotent writes on business keys. Plain methods, called by
+the effects activity (activities/effects.py) in the order a batch lists them."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
-from temporalio import activity
+from sqlmodel import Session, SQLModel, col, select
 
 from infra.db import SessionFactory, onboarding_row
 from models.activities import (
     AcademyAccess,
-    Checklist,
-    ChecklistResult,
-    ChurnRecord,
-    EscalationRecord,
     HandoffRecord,
     OnboardingOpened,
-    RiskRecord,
-    StageChange,
+    RowFacts,
     SupportTicketRecord,
+    TaskDue,
 )
+from models.everboarding import Churn
+from models.journey import Escalation, RiskAssessment, StageVisit
 from models.tables import (
     AcademyGrant,
     EscalationLog,
     Onboarding,
+    Reassignment,
     RiskChange,
     StageTransition,
     SupportTicket,
     Task,
 )
 
+# What belongs to one onboarding run and goes when a new one starts afresh. Academy access,
+# support tickets and sent mail stay: they happened.
+PER_RUN: list[type[SQLModel]] = [StageTransition, Task, RiskChange, EscalationLog, Reassignment]
 
-class RecordActivities:
+
+class Records:
     def __init__(self, sessions: SessionFactory) -> None:
         self.sessions = sessions
 
-    @activity.defn
-    def open_onboarding(self, opened: OnboardingOpened) -> None:
+    def open(self, opened: OnboardingOpened) -> None:
+        """Create the row; a retry finds it as it left it. A new run chain (the onboarding
+        started again after a failed or terminated one) starts it afresh."""
         request = opened.request
         with self.sessions() as session:
-            row = session.get(Onboarding, request.account_id) or Onboarding(
-                account_id=request.account_id,
-                stage="depart",
-                started_at=opened.started_at,
-                workflow_id=opened.workflow_id,
-                account_name=request.account_name,
-                plan=request.plan,
-                touch_model=request.touch_model,
-                industry=request.industry,
-                use_case=request.use_case,
-                contract_value=request.contract_value,
-                playbook=opened.playbook,
-                account_executive_id=request.account_executive.id,
-                champion_email=str(request.champion.email),
-            )
-            session.add(row)
-            session.commit()
-
-    @activity.defn
-    def record_stage(self, change: StageChange) -> None:
-        with self.sessions() as session:
-            row = onboarding_row(session, change.account_id)
-            row.stage = change.stage
-            for field in ("contract_signed_at", "kickoff_at", "first_value_at"):
-                if (value := getattr(change, field)) is not None:
-                    setattr(row, field, value)
-            row.lapses_at = change.lapses_at
-            if change.stage == "completed":
-                row.completed_at = change.at
-            if change.cancellation is not None:
-                row.cancelled_at = change.cancellation.at
-                row.cancel_reason = change.cancellation.reason
-                row.cancel_note = change.cancellation.note
-            if change.previous is not None:
-                left = session.exec(
-                    select(StageTransition).where(
-                        StageTransition.account_id == change.account_id,
-                        StageTransition.stage == change.previous,
-                    )
-                ).first()
-                if left is not None and left.exited_at is None:
-                    left.exited_at = change.at
-                    session.add(left)
-            entered = session.exec(
-                select(StageTransition).where(
-                    StageTransition.account_id == change.account_id,
-                    StageTransition.stage == change.stage,
-                )
-            ).first()
-            if entered is None and not change.stage.ended:
-                session.add(
-                    StageTransition(
-                        account_id=change.account_id, stage=change.stage, entered_at=change.at
-                    )
-                )
-            session.add(row)
-            session.commit()
-
-    @activity.defn
-    def record_support_ticket(self, record: SupportTicketRecord) -> None:
-        """Once per (account, ticket): a repeated signal or a retry adds nothing."""
-        with self.sessions() as session:
-            if session.exec(
-                select(SupportTicket).where(
-                    SupportTicket.account_id == record.account_id,
-                    SupportTicket.ticket == record.ticket,
-                )
-            ).first():
+            row = session.get(Onboarding, request.account_id)
+            if row is not None and row.run_id == opened.run_id:
                 return
-            session.add(
-                SupportTicket(
-                    account_id=record.account_id, ticket=record.ticket, opened_at=record.at
-                )
-            )
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()  # the same ticket, recorded by a concurrent attempt
-
-    @activity.defn
-    def record_risk(self, record: RiskRecord) -> None:
-        with self.sessions() as session:
-            exists = session.exec(
-                select(RiskChange).where(
-                    RiskChange.account_id == record.account_id, RiskChange.at == record.at
-                )
-            ).first()
-            if exists is None:
-                session.add(
-                    RiskChange(
-                        account_id=record.account_id,
-                        level=record.risk.level,
-                        reasons=record.risk.reasons,
-                        at=record.at,
+            if row is not None:
+                for table in PER_RUN:
+                    session.execute(
+                        delete(table).where(col(table.account_id) == request.account_id)  # type: ignore[attr-defined]
                     )
+                session.delete(row)
+                session.flush()
+            session.add(
+                Onboarding(
+                    account_id=request.account_id,
+                    stage="depart",
+                    started_at=opened.started_at,
+                    workflow_id=opened.workflow_id,
+                    run_id=opened.run_id,
+                    account_name=request.account_name,
+                    plan=request.plan,
+                    touch_model=request.touch_model,
+                    industry=request.industry,
+                    use_case=request.use_case,
+                    contract_value=request.contract_value,
+                    playbook=opened.playbook,
+                    account_executive_id=request.account_executive.id,
+                    champion_email=str(request.champion.email),
                 )
-                session.commit()
+            )
+            session.commit()
 
-    @activity.defn
-    def record_escalation(self, record: EscalationRecord) -> None:
-        """Create or bring up to date the escalation's row (ladder level, acknowledgement)."""
-        e = record.escalation
+    def row(self, account_id: str, facts: RowFacts) -> None:
+        """The row says what the workflow says (stage, milestone dates, the end)."""
         with self.sessions() as session:
-            row = session.exec(
-                select(EscalationLog).where(
-                    EscalationLog.account_id == record.account_id,
-                    EscalationLog.number == e.number,
-                )
-            ).first() or EscalationLog(
-                account_id=record.account_id, number=e.number, level=0, raised_at=e.raised_at
-            )
-            row.level, row.notified, row.reasons = e.level, e.notified, e.reasons
-            row.acknowledged_at, row.acknowledged_by, row.note = (
-                e.acknowledged_at,
-                e.acknowledged_by,
-                e.note,
-            )
+            row = onboarding_row(session, account_id)
+            row.stage = facts.stage
+            for field in ("contract_signed_at", "kickoff_at", "first_value_at", "lapses_at"):
+                setattr(row, field, getattr(facts, field))
+            row.completed_at = facts.completed_at
+            row.lapsed_at = facts.lapsed_at
+            row.closed_at = facts.closed_at
+            if facts.cancellation is not None:
+                row.cancelled_at = facts.cancellation.at
+                row.cancel_reason = facts.cancellation.reason
+                row.cancel_note = facts.cancellation.note
             session.add(row)
             session.commit()
 
-    @activity.defn
-    def record_handoff(self, handoff: HandoffRecord) -> None:
+    def visits(self, account_id: str, visits: list[StageVisit]) -> None:
+        """When each stage was entered and left (the ends are not stages one spends time in)."""
+        with self.sessions() as session:
+            for visit in visits:
+                if visit.stage.ended:
+                    continue
+                found = session.exec(
+                    select(StageTransition).where(
+                        StageTransition.account_id == account_id,
+                        StageTransition.stage == visit.stage,
+                    )
+                ).first() or StageTransition(
+                    account_id=account_id, stage=visit.stage, entered_at=visit.entered_at
+                )
+                found.exited_at = visit.exited_at
+                session.add(found)
+            session.commit()
+
+    def handoff(self, handoff: HandoffRecord) -> None:
         with self.sessions() as session:
             row = onboarding_row(session, handoff.account_id)
             row.csm_id = handoff.csm_id
@@ -167,44 +118,26 @@ class RecordActivities:
             session.add(row)
             session.commit()
 
-    @activity.defn
-    def create_checklist(self, checklist: Checklist) -> ChecklistResult:
+    def tasks(self, account_id: str, tasks: list[TaskDue]) -> None:
         """Create the checklist rows, or bring their due and done dates up to date."""
-        created = 0
-        for task in checklist.tasks:
-            with self.sessions() as session:
+        with self.sessions() as session:
+            for task in tasks:
                 row = session.exec(
-                    select(Task).where(
-                        Task.account_id == checklist.account_id, Task.task_id == task.id
-                    )
-                ).first()
-                if row is not None:
-                    row.due_at, row.done_at = task.due_at, task.done_at
-                    session.add(row)
-                    session.commit()
-                    continue
-                session.add(
-                    Task(
-                        account_id=checklist.account_id,
-                        task_id=task.id,
-                        stage=task.stage,
-                        title=task.title,
-                        owner=task.owner,
-                        required=task.required,
-                        due_at=task.due_at,
-                        done_at=task.done_at,
-                    )
+                    select(Task).where(Task.account_id == account_id, Task.task_id == task.id)
+                ).first() or Task(
+                    account_id=account_id,
+                    task_id=task.id,
+                    stage=task.stage,
+                    title=task.title,
+                    owner=task.owner,
+                    required=task.required,
+                    due_at=task.due_at,
                 )
-                try:
-                    session.commit()
-                    created += 1
-                except IntegrityError:
-                    # Created meanwhile by a concurrent attempt: the unique key did its job.
-                    session.rollback()
-        return ChecklistResult(created=created)
+                row.due_at, row.done_at = task.due_at, task.done_at
+                session.add(row)
+            _commit_once(session)
 
-    @activity.defn
-    def grant_academy_access(self, access: AcademyAccess) -> bool:
+    def grant(self, access: AcademyAccess) -> bool:
         """Record the user's access to the academy; False when they already had it."""
         email = str(access.user.email).lower()
         with self.sessions() as session:
@@ -224,21 +157,74 @@ class RecordActivities:
                     granted_at=access.at,
                 )
             )
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()  # granted meanwhile by a concurrent attempt
-                return False
-            return True
+            return _commit_once(session)
 
-    @activity.defn
-    def record_churn(self, record: ChurnRecord) -> None:
+    def ticket(self, record: SupportTicketRecord) -> None:
+        """Once per (account, ticket): a repeated signal or a retry adds nothing."""
+        with self.sessions() as session:
+            if session.exec(
+                select(SupportTicket).where(
+                    SupportTicket.account_id == record.account_id,
+                    SupportTicket.ticket == record.ticket,
+                )
+            ).first():
+                return
+            session.add(
+                SupportTicket(
+                    account_id=record.account_id, ticket=record.ticket, opened_at=record.at
+                )
+            )
+            _commit_once(session)
+
+    def risk(self, account_id: str, risk: RiskAssessment, at: datetime) -> None:
+        """A change of risk level, once per moment."""
+        with self.sessions() as session:
+            exists = session.exec(
+                select(RiskChange).where(RiskChange.account_id == account_id, RiskChange.at == at)
+            ).first()
+            if exists is None:
+                session.add(
+                    RiskChange(account_id=account_id, level=risk.level, reasons=risk.reasons, at=at)
+                )
+                _commit_once(session)
+
+    def escalation(self, account_id: str, e: Escalation) -> None:
+        """Create or bring up to date the escalation's row (ladder level, acknowledgement)."""
+        with self.sessions() as session:
+            row = session.exec(
+                select(EscalationLog).where(
+                    EscalationLog.account_id == account_id, EscalationLog.number == e.number
+                )
+            ).first() or EscalationLog(
+                account_id=account_id, number=e.number, level=0, raised_at=e.raised_at
+            )
+            row.level, row.notified, row.reasons = e.level, e.notified, e.reasons
+            row.acknowledged_at, row.acknowledged_by, row.note = (
+                e.acknowledged_at,
+                e.acknowledged_by,
+                e.note,
+            )
+            session.add(row)
+            _commit_once(session)
+
+    def churn(self, account_id: str, churn: Churn) -> None:
         """The customer left (the retention KPI counts from this); the first record stands."""
         with self.sessions() as session:
-            row = onboarding_row(session, record.account_id)
+            row = onboarding_row(session, account_id)
             if row.churned_at is None:
-                row.churned_at = record.churn.at
-                row.churn_reason = record.churn.reason
-                row.churn_note = record.churn.note
+                row.churned_at = churn.at
+                row.churn_reason = churn.reason
+                row.churn_note = churn.note
                 session.add(row)
                 session.commit()
+
+
+def _commit_once(session: Session) -> bool:
+    """Commit; False when a concurrent attempt wrote the same business key first (its unique
+    constraint did its job: what it wrote is what this attempt would have written)."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True

@@ -10,7 +10,7 @@ import re
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -44,20 +44,33 @@ from models.journey import (
     CompleteMilestone,
     CompleteTask,
     Contact,
+    CsmRef,
     Engagement,
     EngagementKind,
+    Escalation,
     ExtendDeadline,
     Milestone,
+    MilestoneResult,
     PauseClock,
     ReassignCsm,
     ResumeClock,
     SetChampion,
+    Stage,
+    TaskStatus,
     UsersAdded,
 )
+from models.onboarding import OnboardingStatus
 from models.playbook import PlaybookError, format_validation_error, parse_duration
-from workflows.contract import SA_PLAN, everboarding_id, onboarding_id
-from workflows.everboarding import EverboardingWorkflow
-from workflows.onboarding import OnboardingWorkflow
+from workflows.contract import (
+    EVERBOARDING_WORKFLOW,
+    SA_PLAN,
+    Signals,
+    Updates,
+    everboarding_id,
+    onboarding_id,
+)
+
+R = TypeVar("R")
 
 
 class UsersAction(StrEnum):
@@ -80,8 +93,9 @@ def signal(
     async def go() -> None:
         result = await _update(
             account,
-            OnboardingWorkflow.complete_milestone,
+            Updates.COMPLETE_MILESTONE,
             CompleteMilestone(milestone=milestone, by=by, at=moment, note=note),
+            MilestoneResult,
         )
         if result.milestone.stage is result.stage:
             out.print(f"accepted: {milestone} recorded for {account}; stage {result.stage} done")
@@ -94,11 +108,11 @@ def signal(
     run(go())
 
 
-async def _update(account: str, update: Any, arg: BaseModel) -> Any:
+async def _update(account: str, update: str, arg: BaseModel, result: type[R]) -> R:
     """Send a CSM's update; a rejection becomes the validator's reason, exit 1."""
     handle = await existing_onboarding(await connect(), account)
     try:
-        return await handle.execute_update(update, arg)
+        return await handle.execute_update(update, arg, result_type=result)
     except WorkflowUpdateFailedError as error:
         reason = error.cause.message if error.cause else str(error)  # type: ignore[attr-defined]
         raise Failure(f"rejected: {reason}") from None
@@ -131,8 +145,9 @@ def task(
     async def go() -> None:
         result = await _update(
             account,
-            OnboardingWorkflow.complete_task,
+            Updates.COMPLETE_TASK,
             CompleteTask(task_id=task_id, by=by, note=note),
+            TaskStatus,
         )
         out.print(f"accepted: task {result.id} of {account} done")
 
@@ -171,7 +186,7 @@ def extend(
         raise typer.BadParameter(format_validation_error(error)) from None
 
     async def go() -> None:
-        result = await _update(account, OnboardingWorkflow.extend_deadline, request)
+        result = await _update(account, Updates.EXTEND_DEADLINE, request, TaskStatus)
         out.print(f"accepted: {task_id or 'the stage'} of {account} now due {when(result.due_at)}")
 
     run(go())
@@ -186,7 +201,7 @@ def pause(
     """Stop the clock: no reminders, and paused time does not count against deadlines."""
 
     async def go() -> None:
-        await _update(account, OnboardingWorkflow.pause, PauseClock(by=by, reason=reason))
+        await _update(account, Updates.PAUSE, PauseClock(by=by, reason=reason), OnboardingStatus)
         out.print(f"accepted: the clock of {account} is paused")
 
     run(go())
@@ -197,7 +212,7 @@ def resume(account: ACCOUNT, by: WHO) -> None:
     """Restart the clock; every open deadline moves by the time paused."""
 
     async def go() -> None:
-        result = await _update(account, OnboardingWorkflow.resume, ResumeClock(by=by))
+        result = await _update(account, Updates.RESUME, ResumeClock(by=by), OnboardingStatus)
         out.print(
             f"accepted: the clock of {account} runs again; next deadline "
             f"{when(result.next_deadline)}"
@@ -216,7 +231,9 @@ def cancel(
     """End the onboarding: thank the customer, send the exit survey, start no everboarding."""
 
     async def go() -> None:
-        await _update(account, OnboardingWorkflow.cancel, Cancel(reason=reason, note=note, by=by))
+        await _update(
+            account, Updates.CANCEL, Cancel(reason=reason, note=note, by=by), OnboardingStatus
+        )
         out.print(f"accepted: the onboarding of {account} is cancelled ({reason})")
 
     run(go())
@@ -237,12 +254,12 @@ def engagement(
         signal = Engagement(kind=kind, value=value)
         handle = await existing_onboarding(client, account)
         if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
-            await handle.signal(OnboardingWorkflow.engagement, signal)
+            await handle.signal(Signals.ENGAGEMENT, signal)
             out.print(f"sent: {kind} for {account}")
             return
         # Onboarding over: progress and activity count for the everboarding.
         lives_on = await _running_everboarding(client, account)
-        await lives_on.signal(EverboardingWorkflow.engagement, signal)
+        await lives_on.signal(Signals.ENGAGEMENT, signal)
         out.print(f"sent: {kind} for {account} (everboarding)")
 
     run(go())
@@ -273,7 +290,7 @@ def ack(
 
     async def go() -> None:
         result = await _update(
-            account, OnboardingWorkflow.acknowledge_escalation, Acknowledge(by=by, note=note)
+            account, Updates.ACKNOWLEDGE_ESCALATION, Acknowledge(by=by, note=note), Escalation
         )
         out.print(f"accepted: escalation #{result.number} of {account} acknowledged")
 
@@ -296,7 +313,7 @@ def champion(
 
     async def go() -> None:
         await _update(
-            account, OnboardingWorkflow.set_champion, SetChampion(champion=contact, by=by)
+            account, Updates.SET_CHAMPION, SetChampion(champion=contact, by=by), OnboardingStatus
         )
         out.print(f"accepted: {name} is the champion of {account}")
 
@@ -316,17 +333,11 @@ def users(
     people = [_contact(address) for address in addresses]
 
     async def go() -> None:
-        handle = await existing_onboarding(await connect(), account)
-        try:
-            await handle.signal(OnboardingWorkflow.users_added, UsersAdded(users=people, by=by))
-        except RPCError as error:
-            if is_not_found(error):
-                raise Failure(f"the onboarding of {account} has already ended") from None
-            raise
-        out.print(
-            f"sent: {len(people)} user(s) for {account}; each gets academy access "
-            "(at kickoff if it is still ahead)"
+        result = await _update(
+            account, Updates.ADD_USERS, UsersAdded(users=people, by=by), OnboardingStatus
         )
+        when_ = "now" if result.stage not in (Stage.DEPART, Stage.HANDOFF) else "at kickoff"
+        out.print(f"accepted: {len(people)} user(s) for {account}; academy access {when_}")
 
     run(go())
 
@@ -354,8 +365,9 @@ def reassign(
     async def go() -> None:
         result = await _update(
             account,
-            OnboardingWorkflow.reassign_csm,
+            Updates.REASSIGN_CSM,
             ReassignCsm(to=to, reason=reason, by=by, over_capacity=over_capacity),
+            CsmRef,
         )
         out.print(f"accepted: {account} is now with {result.id} ({result.name}); both were told")
 
@@ -388,13 +400,13 @@ def announce(
         client = await connect()
         plan_list = ", ".join(json.dumps(str(plan)) for plan in announcement.plans)
         query = (
-            "WorkflowType = 'EverboardingWorkflow' AND ExecutionStatus = 'Running' "
+            f"WorkflowType = '{EVERBOARDING_WORKFLOW}' AND ExecutionStatus = 'Running' "
             f"AND {SA_PLAN.name} IN ({plan_list})"
         )
         told = []
         async for execution in client.list_workflows(query):
             handle = client.get_workflow_handle(execution.id)
-            await handle.signal(EverboardingWorkflow.announce_feature, announcement)
+            await handle.signal(Signals.ANNOUNCE_FEATURE, announcement)
             told.append(execution.id.removeprefix(everboarding_id("")))
         if not told:
             out.print(f"no running everboarding on {', '.join(announcement.plans)}; nothing sent")
@@ -423,9 +435,7 @@ def churn(
     async def go() -> None:
         client = await connect()
         handle = await _running_everboarding(client, account)
-        await handle.signal(
-            EverboardingWorkflow.customer_churned, Churn(reason=reason, note=note, by=by)
-        )
+        await handle.signal(Signals.CUSTOMER_CHURNED, Churn(reason=reason, note=note, by=by))
         out.print(f"sent: {account} churned ({reason}); the everboarding ends")
 
     run(go())

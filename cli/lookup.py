@@ -24,21 +24,19 @@ from cli.app import (
     status_name,
     when,
 )
-from models.journey import Milestone, OnboardingStatus, RiskLevel, Stage
+from models.journey import Milestone, RiskLevel, Stage
+from models.onboarding import OnboardingStatus
 from workflows.contract import (
-    MEMO_CSM,
-    MEMO_ESCALATED,
-    MEMO_NEXT_DEADLINE,
-    MEMO_RISK,
-    MEMO_STAGE,
+    ONBOARDING_WORKFLOW,
     SA_CSM,
     SA_ESCALATED,
+    SA_NEXT_DEADLINE,
     SA_OVERDUE,
     SA_RISK,
     SA_STAGE,
+    Queries,
     onboarding_id,
 )
-from workflows.onboarding import OnboardingWorkflow
 
 
 class StatusReport(OnboardingStatus):
@@ -71,7 +69,9 @@ def status(
         client = await connect()
         handle = await existing_onboarding(client, account)
         try:
-            onboarding = await handle.query(OnboardingWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+            onboarding = await handle.query(
+                Queries.STATUS, result_type=OnboardingStatus, rpc_timeout=QUERY_TIMEOUT
+            )
         except RPCError as error:
             # The client's own deadline surfaces as CANCELLED, the server's as DEADLINE_EXCEEDED.
             if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
@@ -221,7 +221,7 @@ def list_onboardings(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """All onboardings, one line each, newest first (filters use search attributes)."""
-    query = ["WorkflowType = 'OnboardingWorkflow'"]
+    query = [f"WorkflowType = '{ONBOARDING_WORKFLOW}'"]
     for key, value in ((SA_STAGE, stage), (SA_RISK, risk), (SA_CSM, csm)):
         if value is not None:
             query.append(f"{key.name} = {json.dumps(str(value))}")
@@ -233,20 +233,21 @@ def list_onboardings(
         client = await connect()
         lines = []
         async for execution in client.list_workflows(" AND ".join(query)):
-            # From visibility only (the memo the workflow keeps current): works with no
-            # worker running and costs one call per page, not one per onboarding.
-            memo = await execution.memo()
-            deadline = memo.get(MEMO_NEXT_DEADLINE)
+            # From visibility only (the search attributes the workflow keeps current): works
+            # with no worker running and costs one call per page, not one per onboarding.
+            found = execution.typed_search_attributes
+            risk = found.get(SA_RISK)  # set by the workflow, not by the starter
+            stage = found.get(SA_STAGE) or "-"
             lines.append(
                 OnboardingLine(
                     account_id=execution.id.removeprefix(onboarding_id("")),
                     workflow_status=status_name(execution.status),
-                    stage=memo.get(MEMO_STAGE, "(no worker yet)"),
-                    csm_id=memo.get(MEMO_CSM),
-                    next_deadline=datetime.fromisoformat(deadline) if deadline else None,
+                    stage=stage if risk else f"{stage} (no worker yet)",
+                    csm_id=found.get(SA_CSM),
+                    next_deadline=found.get(SA_NEXT_DEADLINE),
                     started_at=execution.start_time,
-                    risk=memo.get(MEMO_RISK),
-                    escalated=bool(memo.get(MEMO_ESCALATED)),
+                    risk=risk,
+                    escalated=bool(found.get(SA_ESCALATED)),
                 )
             )
         if as_json:

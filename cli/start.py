@@ -20,10 +20,17 @@ from cli.app import Failure, app, connect, err, out, run
 from infra.settings import Settings, load_settings
 from models.academy import load_academy
 from models.deal_csv import CsvFileError, Deal, RowError, read_deals
-from models.journey import OnboardingInput, OnboardingRequest, Stage
+from models.journey import OnboardingRequest, Stage
+from models.onboarding import OnboardingInput
 from models.playbook import PlaybookError, format_validation_error, load_playbook
-from workflows.contract import SA_PLAN, SA_STAGE, SA_TOUCH_MODEL, TASK_QUEUE, onboarding_id
-from workflows.onboarding import OnboardingWorkflow
+from workflows.contract import (
+    ONBOARDING_WORKFLOW,
+    SA_PLAN,
+    SA_STAGE,
+    SA_TOUCH_MODEL,
+    TASK_QUEUE,
+    onboarding_id,
+)
 
 
 class IfExists(StrEnum):
@@ -103,12 +110,13 @@ async def _start_onboarding(client: Client, workflow_input: OnboardingInput) -> 
     request = workflow_input.request
     try:
         await client.start_workflow(
-            OnboardingWorkflow.run,
+            ONBOARDING_WORKFLOW,
             workflow_input,
             id=onboarding_id(request.account_id),
             task_queue=TASK_QUEUE,
-            # A completed onboarding is not started again by a retried deal; a cancelled
-            # or failed one may be.
+            # A retried deal does not start an onboarding that ran to its end (completed,
+            # cancelled by the CSM, lapsed); one whose run failed, or was terminated or
+            # cancelled in Temporal, may be started again, and starts afresh.
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
             search_attributes=TypedSearchAttributes(
                 [

@@ -1,11 +1,17 @@
-"""Inputs and outputs of the activities: one model in, one out, each."""
+"""Inputs and outputs of the activities: one model in, one out, each.
+
+The workflows hand their side effects over in batches (`Effects`): one activity per pass of
+the workflow instead of one per record and mail keeps a journey's history short, while every
+entry stays idempotent on its own (rows are upserts on business keys, mails and chats are
+sent once per key).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from models.academy import CoursePlan, LearningPath
 from models.everboarding import Churn, FeatureAnnouncement
@@ -17,6 +23,7 @@ from models.journey import (
     OnboardingRequest,
     RiskAssessment,
     Stage,
+    StageVisit,
     TouchModel,
 )
 
@@ -24,23 +31,25 @@ from models.journey import (
 class OnboardingOpened(BaseModel):
     request: OnboardingRequest
     workflow_id: str
+    run_id: str = Field(description="The first run of the chain: a new chain starts clean.")
     playbook: str
     started_at: datetime
 
 
-class StageChange(BaseModel):
-    """The onboarding entered `stage` at `at`, leaving `previous` (if any)."""
+class RowFacts(BaseModel):
+    """What the onboarding row says about the journey (the scorecard reads it)."""
 
-    account_id: str
     stage: Stage
-    previous: Stage | None
-    at: datetime
     contract_signed_at: datetime | None = None
     kickoff_at: datetime | None = None
     first_value_at: datetime | None = None
-    cancellation: Cancellation | None = None
     lapses_at: datetime | None = None
-    """When the stage counts as overdue beyond what the playbook allows (scorecard)."""
+    """When the stage is overdue beyond what the playbook allows (deadline + max_extension)."""
+    completed_at: datetime | None = None
+    cancellation: Cancellation | None = None
+    lapsed_at: datetime | None = None
+    closed_at: datetime | None = None
+    """Any end: completed, cancelled, lapsed. Open rows count against their CSM's capacity."""
 
 
 class SupportTicketRecord(BaseModel):
@@ -74,11 +83,6 @@ class AcademyAccess(BaseModel):
     at: datetime
 
 
-class ChurnRecord(BaseModel):
-    account_id: str
-    churn: Churn
-
-
 class HandoffRecord(BaseModel):
     account_id: str
     csm_id: str | None
@@ -94,16 +98,6 @@ class TaskDue(BaseModel):
     required: bool
     due_at: datetime
     done_at: datetime | None = None
-
-
-class Checklist(BaseModel):
-    account_id: str
-    stage: Stage
-    tasks: list[TaskDue]
-
-
-class ChecklistResult(BaseModel):
-    created: int
 
 
 class MailTemplate(StrEnum):
@@ -123,6 +117,7 @@ class MailTemplate(StrEnum):
     ACADEMY_INVITE = "academy_invite"
     REASSIGNED = "reassigned"
     ADOPTION_CHECKIN = "adoption_checkin"
+    CLOSED = "closed"
 
 
 class MailContext(BaseModel):
@@ -148,46 +143,101 @@ class MailContext(BaseModel):
     previous_csm: CsmRef | None = None
     """For a reassignment: who had the account."""
     note: str | None = None
-    """A person's words for the recipient (a reassignment's reason)."""
+    """A person's words for the recipient (a reassignment's reason, why a run was closed)."""
 
 
-class EmailRequest(BaseModel):
+class Mail(BaseModel):
+    """One message of a batch: the batch's context, with this message's own parts."""
+
     key: str
     """Business key, unique per message: retries and replays never send twice."""
-    account_id: str
     template: MailTemplate
-    to: Contact
+    to: Contact | None
+    """None: the CS team's queue inbox (the roster's `queue`), for internal notices that
+    have nobody else to go to."""
     cc: list[Contact] = []
-    context: MailContext
+    tasks: list[TaskDue] = []
+    step: TaskDue | None = None
+    escalation: Escalation | None = None
+    courses: list[CoursePlan] = []
+    features: list[FeatureAnnouncement] = []
+    digest_number: int = 0
+    previous_csm: CsmRef | None = None
+    note: str | None = None
+    chat: bool = False
+    """Also post it to the team's chat (`{template}.chat.j2`), under `{key}:chat`."""
+
+    def context(self, shared: MailContext) -> MailContext:
+        own = {name: getattr(self, name) for name in MESSAGE_PARTS & self.model_fields_set}
+        return shared.model_copy(update=own)
 
 
-class EmailReceipt(BaseModel):
-    key: str
-    delivered: bool
-    """False when the key had already been sent (a retry or a replay)."""
+# The parts of a message's context that are its own (the rest the batch shares).
+MESSAGE_PARTS = {
+    "tasks",
+    "step",
+    "escalation",
+    "courses",
+    "features",
+    "digest_number",
+    "previous_csm",
+    "note",
+}
 
 
-class RiskRecord(BaseModel):
+class Effects(BaseModel):
+    """Everything one pass of a workflow decided, carried out in this order: the records,
+    then the messages (a message is never about something not yet on record)."""
+
     account_id: str
-    risk: RiskAssessment
+    opened: OnboardingOpened | None = None
+    row: RowFacts | None = None
+    visits: list[StageVisit] = []
+    """Stage visits new or changed since the last batch (entered, exited)."""
+    handoff: HandoffRecord | None = None
+    tasks: list[TaskDue] = []
+    grants: list[AcademyAccess] = []
+    tickets: list[SupportTicketRecord] = []
+    risk: RiskAssessment | None = None
+    """A new risk level, recorded at `at`."""
+    escalations: list[Escalation] = []
+    churn: Churn | None = None
     at: datetime
+    context: MailContext | None = None
+    mails: list[Mail] = []
+
+    def summary(self) -> str:
+        """For the run's timeline in the Web UI: what this batch does, in a line."""
+        parts = []
+        if self.opened:
+            parts.append("open the record")
+        for visit in self.visits:
+            parts.append(f"{'leave' if visit.exited_at else 'enter'} {visit.stage}")
+        if self.row and not self.visits:
+            parts.append("update the record")
+        if self.handoff:
+            parts.append("record the handoff")
+        if self.tasks:
+            parts.append(f"{len(self.tasks)} checklist task(s)")
+        if self.grants:
+            parts.append(f"academy access for {len(self.grants)}")
+        if self.tickets:
+            parts.append(f"{len(self.tickets)} support ticket(s)")
+        if self.risk:
+            parts.append(f"risk {self.risk.level}")
+        if self.escalations:
+            parts.append("escalation " + ", ".join(f"#{e.number}" for e in self.escalations))
+        if self.churn:
+            parts.append(f"churn ({self.churn.reason})")
+        for mail in self.mails:
+            parts.append(f"mail {mail.template}" + (" + chat" if mail.chat else ""))
+        return "; ".join(parts) or "nothing"
+
+    @property
+    def empty(self) -> bool:
+        return self.summary() == "nothing"
 
 
-class EscalationRecord(BaseModel):
-    account_id: str
-    escalation: Escalation
-
-
-class ChatRequest(BaseModel):
-    """A chat message for internal people, rendered from `{template}.chat.j2`."""
-
-    key: str
-    account_id: str
-    template: MailTemplate
-    context: MailContext
-
-
-class ChatReceipt(BaseModel):
-    key: str
-    delivered: bool
-    """False when already sent, or when no chat is configured (CHAT_URLS)."""
+class EffectsDone(BaseModel):
+    delivered: list[str] = []
+    """Keys of the messages sent by this attempt (not those already sent before)."""

@@ -40,6 +40,9 @@ class EverboardingState(BaseModel):
         default=[], description="Announced, waiting for the next digest."
     )
     features_seen: list[str] = Field(default=[], description="Ids announced so far.")
+    tickets: list[tuple[str, datetime]] = Field(
+        default=[], description="Support tickets reported and not yet recorded: (id, when)."
+    )
 
 
 class EverboardingInput(BaseModel):

@@ -20,9 +20,6 @@ from pydantic import (
     model_validator,
 )
 
-from models.academy import CourseStatus, LearningPath
-from models.playbook import Playbook
-
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -45,7 +42,8 @@ class Stage(StrEnum):
     REVIEW = "review"
     EXPAND = "expand"
     COMPLETED = "completed"
-    CANCELLED = "cancelled"  # off the journey: the customer let go
+    CANCELLED = "cancelled"  # off the journey: the customer let go, or ops cancelled the run
+    LAPSED = "lapsed"  # off the journey: overdue past every allowance, with no sign of life
 
     @property
     def position(self) -> int:
@@ -58,7 +56,7 @@ class Stage(StrEnum):
 
     @property
     def ended(self) -> bool:
-        return self in (Stage.COMPLETED, Stage.CANCELLED)
+        return self in (Stage.COMPLETED, Stage.CANCELLED, Stage.LAPSED)
 
 
 # The stages in order, from deal close to completion.
@@ -143,19 +141,6 @@ class OnboardingRequest(BaseModel):
     )
 
 
-class OnboardingInput(BaseModel):
-    """The workflow's input: the request plus the playbook and learning path resolved when
-    it started.
-
-    Carrying them resolved means editing a playbook or the academy never changes the replay
-    of a running onboarding.
-    """
-
-    request: OnboardingRequest
-    playbook: Playbook
-    path: LearningPath = LearningPath()
-
-
 class MilestoneSignal(BaseModel):
     """Payload of the milestone signals (`contract_signed`, `kickoff_held`, ...)."""
 
@@ -209,7 +194,8 @@ class ReassignCsm(BaseModel):
 
 
 class UsersAdded(BaseModel):
-    """Payload of the `users_added` signal: new users who need academy access."""
+    """Payload of the `users_added` signal and input of the `add_users` update: new users
+    who need academy access."""
 
     users: list[Contact] = Field(min_length=1)
     by: str
@@ -379,43 +365,3 @@ class MilestoneResult(BaseModel):
     milestone: Milestone
     recorded_at: datetime
     stage: Stage = Field(description="The onboarding's stage once the milestone was applied.")
-
-
-class OnboardingStatus(BaseModel):
-    """The `status` query's answer."""
-
-    account_id: str
-    account_name: str
-    plan: Plan
-    touch_model: TouchModel
-    playbook: str
-    stage: Stage
-    stage_entered_at: datetime
-    next_deadline: datetime | None
-    csm_id: str | None
-    milestones: dict[Milestone, MilestoneRecord]
-    pending_milestones: list[Milestone] = Field(
-        description="Recorded early; applied when their stage is reached."
-    )
-    first_value_at: datetime | None
-    everboarding_workflow_id: str | None
-    history: list[StageVisit]
-    tasks: list[TaskStatus] = []
-    overdue: list[str] = Field(
-        default=[], description='What is past its deadline: "stage" or task ids.'
-    )
-    paused_since: datetime | None = None
-    cancellation: Cancellation | None = None
-    risk: RiskAssessment = RiskAssessment()
-    escalations: list[Escalation] = []
-    champion: Contact | None = None
-    last_engagement_at: datetime | None = None
-    high_touch_since: datetime | None = Field(
-        default=None, description="Switched to high-touch handling at high risk."
-    )
-    csm_pooled: bool = Field(default=False, description="Waiting in the pooled queue.")
-    learning: list[CourseStatus] = []
-    academy_users: list[str] = Field(default=[], description="Emails granted academy access.")
-    waiting_for_courses: list[str] = Field(
-        default=[], description="Courses the playbook wants finished before Review."
-    )

@@ -214,6 +214,11 @@ class PlaybookFile(BaseModel):
     max_extension: Duration = Field(
         default=timedelta(days=30), description="How far a CSM may move one deadline in total."
     )
+    lapse_after: Duration = Field(
+        default=timedelta(days=14),
+        description="Grace before an onboarding overdue past max_extension, with no sign of "
+        "life for this long, closes as lapsed.",
+    )
     everboarding: EverboardingPlan = EverboardingPlan()
     learning: LearningPolicy = LearningPolicy()
 
@@ -243,6 +248,7 @@ class PlaybookFile(BaseModel):
             escalation=self.escalation,
             channels=override.channels or self.channels,
             max_extension=self.max_extension,
+            lapse_after=self.lapse_after,
             everboarding=self.everboarding,
             learning=self.learning,
         )
@@ -260,6 +266,7 @@ class Playbook(BaseModel):
     escalation: EscalationPolicy = EscalationPolicy()
     channels: ChannelPolicy = ChannelPolicy()
     max_extension: timedelta = timedelta(days=30)
+    lapse_after: timedelta = timedelta(days=14)
     everboarding: EverboardingPlan
     learning: LearningPolicy = LearningPolicy()
 

@@ -57,6 +57,11 @@ class Onboarding(SQLModel, table=True):
 
     account_id: str = Field(primary_key=True)
     workflow_id: str
+    run_id: str | None = Field(
+        default=None,
+        description="The first run of the onboarding's workflow chain: a new chain under the "
+        "same workflow id (after a failed or terminated one) starts the row afresh.",
+    )
     account_name: str
     plan: str = Field(index=True)
     touch_model: str = Field(index=True)
@@ -87,6 +92,19 @@ class Onboarding(SQLModel, table=True):
         sa_type=UtcDateTime,
         description="When the current stage is overdue by more than the playbook allows: "
         "its deadline plus the playbook's max_extension (the scorecard's completion rate).",
+    )
+    lapsed_at: datetime | None = Field(
+        default=None,
+        sa_type=UtcDateTime,
+        description="Closed as lapsed: overdue past every allowance with no sign of life.",
+    )
+    closed_at: datetime | None = Field(
+        default=None,
+        sa_type=UtcDateTime,
+        index=True,
+        description="Any end (completed, cancelled, lapsed, or closed by `starter.py "
+        "reconcile` after the run ended without saying so). Open rows count against their "
+        "CSM's capacity.",
     )
     churned_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     churn_reason: str | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -27,26 +28,20 @@ from sqlalchemy import text
 from sqlmodel import Session, SQLModel, select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.records import RecordActivities
+from activities.records import Records
 from infra.db import SessionFactory, make_engine, migrate, session_factory
 from infra.settings import Settings
 from models.academy import load_academy
 from models.activities import OnboardingOpened
-from models.journey import (
-    MilestoneSignal,
-    OnboardingInput,
-    OnboardingRequest,
-    OnboardingStatus,
-    Stage,
-    TouchModel,
-)
+from models.journey import MilestoneSignal, OnboardingRequest, Stage, TouchModel
+from models.onboarding import OnboardingInput, OnboardingStatus
 from models.playbook import Playbook, load_playbook
 from models.tables import Notification
 from worker import build_worker
-from workflows.contract import SEARCH_ATTRIBUTES
+from workflows.contract import SEARCH_ATTRIBUTES, Signals
 from workflows.onboarding import OnboardingWorkflow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,6 +140,12 @@ def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
 # --- mail --------------------------------------------------------------------------------------
 
 
+def plain_key(key: str) -> str:
+    """A mail key without its run chain (`onboarding-acme.1a2b3c4d:kickoff:welcome` →
+    `onboarding-acme:kickoff:welcome`): tests name the mail, not the run."""
+    return re.sub(r"^([a-z]+-[a-z0-9-]+)\.[0-9a-f]{8}([:_])", r"\1\2", key)
+
+
 class Mailbox:
     """What a real SMTP server on loopback received."""
 
@@ -160,10 +161,10 @@ class Mailbox:
         return [m for m in self.messages if address in str(m["To"])]
 
     def received(self) -> list[str]:
-        return [str(m["X-Onboarding-Key"]) for m in self.messages]
+        return [plain_key(str(m["X-Onboarding-Key"])) for m in self.messages]
 
     def one(self, key: str) -> EmailMessage:
-        found = [m for m in self.messages if m["X-Onboarding-Key"] == key]
+        found = [m for m in self.messages if plain_key(str(m["X-Onboarding-Key"])) == key]
         assert len(found) == 1, f"{len(found)} messages with key {key}: {self.received()}"
         return found[0]
 
@@ -261,11 +262,14 @@ def open_account(
 ) -> None:
     """An onboarding row, as the workflow's first activity writes it."""
     request = deal("acme", account_id=account, touch_model=touch_model)
-    ActivityEnvironment().run(
-        RecordActivities(sessions).open_onboarding,
+    Records(sessions).open(
         OnboardingOpened(
-            request=request, workflow_id=f"onboarding-{account}", playbook="standard", started_at=T0
-        ),
+            request=request,
+            workflow_id=f"onboarding-{account}",
+            run_id="first-run",
+            playbook="standard",
+            started_at=T0,
+        )
     )
 
 
@@ -325,20 +329,36 @@ async def start_in_adopt(
     workflow_input = onboarding_input(deal(account, contract_signed_at=signed, **changes))
     if playbook is not None:
         workflow_input.playbook = playbook
-    handle = await client.start_workflow(
+    await client.start_workflow(
         OnboardingWorkflow.run,
         workflow_input,
         id=f"onboarding-{account}",
         task_queue=worker.task_queue,
     )
+    # By id alone: signals and updates reach whichever run of the chain is current.
+    handle = client.get_workflow_handle_for(OnboardingWorkflow.run, f"onboarding-{account}")
     if not workflow_input.playbook.stage(Stage.KICKOFF).automated:
-        await handle.signal(OnboardingWorkflow.kickoff_held, MilestoneSignal(by="csm-007"))
-    return handle, (await reach(handle, Stage.ADOPT)).stage_entered_at
+        await handle.signal(Signals.KICKOFF_HELD, MilestoneSignal(by="csm-007"))
+    entered = (await reach(handle, Stage.ADOPT)).stage_entered_at
+    await idle(handle)
+    return handle, entered
+
+
+async def idle(handle: WorkflowHandle) -> None:
+    """Wait until the run has done all it can for now (no activity or workflow task pending):
+    it sleeps until its next timer or a message."""
+
+    async def waiting() -> bool:
+        raw = (await handle.describe()).raw_description
+        return not raw.pending_activities and not raw.HasField("pending_workflow_task")
+
+    await eventually(waiting)
 
 
 def sent_keys(session: Session) -> list[str]:
     session.expire_all()
-    return [n.key for n in session.exec(select(Notification).where(Notification.status == "sent"))]
+    sent = session.exec(select(Notification).where(Notification.status == "sent"))
+    return [plain_key(n.key) for n in sent]
 
 
 # --- process exit -------------------------------------------------------------------------------

@@ -1,50 +1,89 @@
-"""Activities against real databases (SQLite file, PostgreSQL when TEST_DATABASE_URL is set)
-and a real SMTP server: idempotent under retries, correct assignment."""
+"""The effects activity against real databases (SQLite file, PostgreSQL when
+TEST_DATABASE_URL is set) and a real SMTP server: each batch can be carried out again (a
+retry) without repeating anything, and a new run chain starts its row afresh."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 from temporalio.testing import ActivityEnvironment
 
-from activities.mail import FileOutbox, SmtpTransport
-from activities.notify import NotifyActivities
-from activities.records import RecordActivities
+from activities.effects import EffectActivities
+from activities.mail import FileOutbox, SmtpTransport, Transport
+from activities.notify import Notify
+from activities.records import Records
+from infra.db import SessionFactory
 from infra.settings import Settings
 from models.activities import (
     AcademyAccess,
-    Checklist,
-    EmailRequest,
+    Effects,
+    Mail,
     MailContext,
     MailTemplate,
-    StageChange,
+    OnboardingOpened,
+    RowFacts,
+    SupportTicketRecord,
     TaskDue,
 )
-from models.journey import Contact, Stage
-from models.tables import AcademyGrant, Notification, Onboarding, StageTransition, Task
-from tests.conftest import T0, Mailbox, deal, open_account
+from models.journey import Contact, Stage, StageVisit
+from models.tables import (
+    AcademyGrant,
+    Notification,
+    Onboarding,
+    StageTransition,
+    SupportTicket,
+    Task,
+)
+from tests.conftest import T0, Mailbox, deal
 
 run = ActivityEnvironment().run
+QUEUE = Contact(name="CS queue", email="cs-queue@example.com")
 
 
-def test_stage_changes_are_recorded_once_with_entry_and_exit(sessions) -> None:
-    records = RecordActivities(sessions)
-    open_account(sessions)
-    open_account(sessions)  # a retried start changes nothing
-    first = StageChange(account_id="acme", stage=Stage.DEPART, previous=None, at=T0)
-    signed = T0 + timedelta(days=3)
-    second = StageChange(
-        account_id="acme",
-        stage=Stage.HANDOFF,
-        previous=Stage.DEPART,
-        at=signed,
-        contract_signed_at=signed,
+def carrier(sessions: SessionFactory, transport: Transport, tmp_path: Path) -> EffectActivities:
+    settings = Settings(outbox_dir=tmp_path)
+    return EffectActivities(Records(sessions), Notify(sessions, transport, settings), QUEUE)
+
+
+def opened(run_id: str = "run-1", started_at: datetime = T0) -> OnboardingOpened:
+    return OnboardingOpened(
+        request=deal("acme"),
+        workflow_id="onboarding-acme",
+        run_id=run_id,
+        playbook="standard",
+        started_at=started_at,
     )
-    for change in (first, second, second):  # the last one is a retry
-        run(records.record_stage, change)
+
+
+def test_a_batch_carried_out_twice_records_everything_once(sessions, tmp_path: Path) -> None:
+    effects = carrier(sessions, FileOutbox(tmp_path), tmp_path)
+    signed = T0 + timedelta(days=3)
+    first = Effects(
+        account_id="acme",
+        at=T0,
+        opened=opened(),
+        row=RowFacts(stage=Stage.DEPART),
+        visits=[StageVisit(stage=Stage.DEPART, entered_at=T0)],
+    )
+    second = Effects(
+        account_id="acme",
+        at=signed,
+        row=RowFacts(stage=Stage.HANDOFF, contract_signed_at=signed),
+        visits=[
+            StageVisit(stage=Stage.DEPART, entered_at=T0, exited_at=signed),
+            StageVisit(stage=Stage.HANDOFF, entered_at=signed),
+        ],
+        tasks=[
+            TaskDue(id="add-users", title="Add", owner="customer", required=True, due_at=signed),
+        ],
+        tickets=[SupportTicketRecord(account_id="acme", ticket="T-1", at=signed)],
+    )
+    for batch in (first, first, second, second):  # each one retried
+        run(effects.carry_out, batch)
 
     with sessions() as session:
         rows = session.exec(select(StageTransition).order_by(StageTransition.entered_at)).all()
@@ -53,83 +92,137 @@ def test_stage_changes_are_recorded_once_with_entry_and_exit(sessions) -> None:
             ("handoff", signed, None),
         ]
         onboarding = session.get(Onboarding, "acme")
-        assert onboarding.stage == "handoff"
-        assert onboarding.contract_signed_at == signed
-        assert onboarding.started_at == T0
-        assert session.exec(select(Onboarding)).all() == [onboarding]
+        assert (onboarding.stage, onboarding.contract_signed_at) == ("handoff", signed)
+        assert onboarding.started_at == T0 and onboarding.closed_at is None
+        assert [t.task_id for t in session.exec(select(Task))] == ["add-users"]
+        assert [t.ticket for t in session.exec(select(SupportTicket))] == ["T-1"]
 
 
-def test_checklist_is_created_once(sessions) -> None:
-    open_account(sessions)
-    checklist = Checklist(
-        account_id="acme",
-        stage=Stage.KICKOFF,
-        tasks=[
-            TaskDue(
-                id="add-users",
-                title="Add users",
-                owner="customer",
-                required=True,
-                due_at=T0 + timedelta(days=7),
-            ),
-            TaskDue(
-                id="configure",
-                title="Configure",
-                owner="customer",
-                required=True,
-                due_at=T0 + timedelta(days=21),
-            ),
-        ],
+def test_the_end_closes_the_row_and_is_no_stage_to_spend_time_in(sessions, tmp_path) -> None:
+    effects = carrier(sessions, FileOutbox(tmp_path), tmp_path)
+    ended = T0 + timedelta(days=40)
+    run(effects.carry_out, Effects(account_id="acme", at=T0, opened=opened()))
+    run(
+        effects.carry_out,
+        Effects(
+            account_id="acme",
+            at=ended,
+            row=RowFacts(stage=Stage.LAPSED, lapsed_at=ended, closed_at=ended),
+            visits=[
+                StageVisit(stage=Stage.DEPART, entered_at=T0, exited_at=ended),
+                StageVisit(stage=Stage.LAPSED, entered_at=ended),
+            ],
+        ),
     )
-    records = RecordActivities(sessions)
-    assert run(records.create_checklist, checklist).created == 2
-    assert run(records.create_checklist, checklist).created == 0
     with sessions() as session:
-        tasks = session.exec(select(Task).order_by(Task.due_at)).all()
-        assert [(t.task_id, t.due_at) for t in tasks] == [
-            ("add-users", T0 + timedelta(days=7)),
-            ("configure", T0 + timedelta(days=21)),
-        ]
+        onboarding = session.get(Onboarding, "acme")
+        assert (onboarding.stage, onboarding.lapsed_at, onboarding.closed_at) == (
+            "lapsed",
+            ended,
+            ended,
+        )
+        assert [t.stage for t in session.exec(select(StageTransition))] == ["depart"]
 
 
-def welcome_request() -> EmailRequest:
-    request = deal("acme")
-    return EmailRequest(
-        key="onboarding-acme:kickoff:welcome",
+def test_a_new_run_chain_starts_the_row_afresh_and_keeps_what_happened(
+    sessions, tmp_path: Path
+) -> None:
+    """After a failed or terminated run, the onboarding starts again under the same id: its
+    own row, stages and checklist; the academy access and tickets of the old one stay."""
+    effects = carrier(sessions, FileOutbox(tmp_path), tmp_path)
+    old = Effects(
         account_id="acme",
-        template=MailTemplate.WELCOME,
-        to=request.champion,
+        at=T0,
+        opened=opened("run-1"),
+        row=RowFacts(stage=Stage.ADOPT, kickoff_at=T0),
+        visits=[StageVisit(stage=Stage.DEPART, entered_at=T0)],
+        tasks=[TaskDue(id="configure", title="C", owner="customer", required=True, due_at=T0)],
+        grants=[AcademyAccess(account_id="acme", user=deal("acme").champion, courses=[], at=T0)],
+        tickets=[SupportTicketRecord(account_id="acme", ticket="T-1", at=T0)],
+    )
+    run(effects.carry_out, old)
+    restarted = T0 + timedelta(days=9)
+    run(
+        effects.carry_out,
+        Effects(account_id="acme", at=restarted, opened=opened("run-2", restarted)),
+    )
+
+    with sessions() as session:
+        onboarding = session.get(Onboarding, "acme")
+        assert (onboarding.run_id, onboarding.stage, onboarding.started_at) == (
+            "run-2",
+            "depart",
+            restarted,
+        )
+        assert onboarding.kickoff_at is None
+        assert session.exec(select(StageTransition)).all() == []
+        assert session.exec(select(Task)).all() == []
+        assert len(session.exec(select(AcademyGrant)).all()) == 1
+        assert len(session.exec(select(SupportTicket)).all()) == 1
+
+
+def welcome(key: str = "onboarding-acme.0000aaaa:kickoff:welcome") -> Effects:
+    request = deal("acme")
+    return Effects(
+        account_id="acme",
+        at=T0,
+        opened=opened(),
         context=MailContext(account=request),
+        mails=[Mail(key=key, template=MailTemplate.WELCOME, to=request.champion)],
     )
 
 
-def test_a_retried_mail_is_delivered_once(
+def test_a_retried_batch_delivers_its_mail_once(
     sessions, smtp: tuple[Mailbox, int], tmp_path: Path
 ) -> None:
     mailbox, port = smtp
-    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, outbox_dir=tmp_path)
-    notify = NotifyActivities(sessions, SmtpTransport(settings), settings)
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=port)
+    effects = carrier(sessions, SmtpTransport(settings), tmp_path)
 
-    assert run(notify.send_email, welcome_request()).delivered is True
-    assert run(notify.send_email, welcome_request()).delivered is False
+    assert run(effects.carry_out, welcome()).delivered == [
+        "onboarding-acme.0000aaaa:kickoff:welcome"
+    ]
+    assert run(effects.carry_out, welcome()).delivered == []
 
     assert mailbox.received() == ["onboarding-acme:kickoff:welcome"]
     with sessions() as session:
         rows = session.exec(select(Notification)).all()
         assert [(r.key, r.status, r.recipient) for r in rows] == [
-            ("onboarding-acme:kickoff:welcome", "sent", "kenji.mori@acme-logistics.example")
+            (
+                "onboarding-acme.0000aaaa:kickoff:welcome",
+                "sent",
+                "kenji.mori@acme-logistics.example",
+            )
         ]
         assert rows[0].sent_at is not None
 
 
-def test_customer_text_is_escaped_in_html_but_not_in_text(sessions, tmp_path: Path) -> None:
-    settings = Settings(outbox_dir=tmp_path)
-    notify = NotifyActivities(sessions, FileOutbox(tmp_path), settings)
-    request = welcome_request()
-    request.context.account.account_name = "Smith & <Sons>"
-    run(notify.send_email, request)
+def test_a_notice_with_nobody_to_go_to_reaches_the_queue_inbox(
+    sessions, smtp: tuple[Mailbox, int], tmp_path: Path
+) -> None:
+    mailbox, port = smtp
+    effects = carrier(
+        sessions, SmtpTransport(Settings(smtp_host="127.0.0.1", smtp_port=port)), tmp_path
+    )
+    batch = welcome()
+    batch.mails = [
+        Mail(
+            key="onboarding-acme.0000aaaa:lapsed:notice",
+            template=MailTemplate.CLOSED,
+            to=None,
+            note="x",
+        )
+    ]
+    run(effects.carry_out, batch)
+    assert mailbox.one("onboarding-acme:lapsed:notice")["To"].addresses[0].addr_spec == QUEUE.email
 
-    from email import message_from_bytes, policy
+
+def test_customer_text_is_escaped_in_html_but_not_in_text(sessions, tmp_path: Path) -> None:
+    effects = carrier(sessions, FileOutbox(tmp_path), tmp_path)
+    batch = welcome("onboarding-acme:kickoff:welcome")
+    assert batch.context is not None
+    batch.context.account.account_name = "Smith & <Sons>"
+    run(effects.carry_out, batch)
 
     message = message_from_bytes(
         (tmp_path / "onboarding-acme_kickoff_welcome.eml").read_bytes(), policy=policy.default
@@ -148,16 +241,16 @@ def test_naive_timestamps_are_refused(sessions) -> None:
 
 
 def test_academy_access_is_granted_once_per_user_however_often_it_is_retried(sessions) -> None:
-    open_account(sessions)
     access = AcademyAccess(
         account_id="acme",
         user=Contact(name="Ana Ruiz", email="Ana@Acme.example"),
         courses=["getting-started"],
         at=T0,
     )
-    records = RecordActivities(sessions)
-    assert run(records.grant_academy_access, access) is True
-    assert run(records.grant_academy_access, access) is False  # a retry
+    records = Records(sessions)
+    records.open(opened())
+    assert records.grant(access) is True
+    assert records.grant(access) is False  # a retry
     with sessions() as session:
         rows = session.exec(select(AcademyGrant)).all()
         assert [(r.email, r.courses, r.granted_at) for r in rows] == [

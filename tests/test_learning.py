@@ -61,6 +61,8 @@ async def test_every_user_gets_academy_access_once_with_the_courses_of_their_pla
     champion = deal("acme").champion.email
     first = sorted([champion, *(u.email for u in USERS)])
     await eventually(lambda: grants(session) == first)
+    # The invitations go out after the grants are on record, in the same batch.
+    await eventually(lambda: len([k for k in mailbox.received() if ":academy:" in k]) == 3)
     invite = mailbox.one("onboarding-acme:academy:ana@acme-logistics.example")
     text = invite.get_body(("plain",)).get_content()
     assert "Single sign-on and the audit log" in text  # premium includes it

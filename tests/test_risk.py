@@ -8,7 +8,7 @@ import pytest
 
 from models.journey import ChampionChange, ChampionLossReason, RiskLevel
 from models.playbook import RiskThresholds
-from workflows.risk import RiskFacts, assess
+from workflows.onboarding.risk import RiskFacts, assess
 
 NOW = datetime(2026, 3, 20, 12, 0, tzinfo=UTC)
 LIMITS = RiskThresholds()  # quiet 7d/14d, missed 1/2, unanswered 2/4

@@ -19,12 +19,16 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=time
 
 
 async def run_activity(
-    method: Callable[[Any, ArgT], ResultT], arg: ArgT, *, summary: str
+    method: Callable[[Any, ArgT], ResultT],
+    arg: ArgT,
+    *,
+    summary: str,
+    start_to_close: timedelta = timedelta(minutes=1),
 ) -> ResultT:
     return await workflow.execute_activity_method(
         method,
         arg,
-        start_to_close_timeout=timedelta(minutes=1),
+        start_to_close_timeout=start_to_close,
         retry_policy=RETRY,
         summary=summary,
     )

@@ -1,6 +1,9 @@
-"""Workflow code: decisions only, deterministic, no I/O.
+"""The names other systems depend on, defined once: the task queue, workflow types and ids,
+signal, update and query names, and the search attributes.
 
-The names other systems depend on are defined here, once.
+The CLI (and anything else that talks to the workflows) uses these names instead of
+importing workflow code. Renaming any of them breaks running onboardings and their callers:
+add, never rename.
 """
 
 from typing import Any
@@ -9,13 +12,8 @@ from temporalio.common import SearchAttributeKey
 
 TASK_QUEUE = "onboarding"
 
-# Memo keys an onboarding keeps current, so listings need no worker (no PII here).
-MEMO_STAGE = "stage"
-MEMO_CSM = "csm_id"
-MEMO_NEXT_DEADLINE = "next_deadline"
-MEMO_OVERDUE = "overdue"
-MEMO_RISK = "risk"
-MEMO_ESCALATED = "escalated"
+ONBOARDING_WORKFLOW = "OnboardingWorkflow"
+EVERBOARDING_WORKFLOW = "EverboardingWorkflow"
 
 
 def onboarding_id(account_id: str) -> str:
@@ -32,6 +30,41 @@ def account_of(workflow_id: str | None) -> str | None:
         if workflow_id and workflow_id.startswith(prefix):
             return workflow_id.removeprefix(prefix)
     return None
+
+
+class Signals:
+    """Fire and forget, from other systems; idempotent."""
+
+    CONTRACT_SIGNED = "contract_signed"
+    KICKOFF_HELD = "kickoff_held"
+    INTEGRATION_DONE = "integration_done"
+    REVIEW_PASSED = "review_passed"
+    TASK_DONE = "task_done"
+    ENGAGEMENT = "engagement"
+    CHAMPION_CHANGED = "champion_changed"
+    USERS_ADDED = "users_added"
+    # Everboarding
+    ANNOUNCE_FEATURE = "announce_feature"
+    CUSTOMER_CHURNED = "customer_churned"
+
+
+class Updates:
+    """A person's actions: validated, answered with the result or the reason for refusal."""
+
+    COMPLETE_MILESTONE = "complete_milestone"
+    COMPLETE_TASK = "complete_task"
+    EXTEND_DEADLINE = "extend_deadline"
+    PAUSE = "pause"
+    RESUME = "resume"
+    CANCEL = "cancel"
+    SET_CHAMPION = "set_champion"
+    ACKNOWLEDGE_ESCALATION = "acknowledge_escalation"
+    REASSIGN_CSM = "reassign_csm"
+    ADD_USERS = "add_users"
+
+
+class Queries:
+    STATUS = "status"
 
 
 # Search attributes, for filtering in the Web UI and `starter.py list` (no PII in them).

@@ -8,10 +8,9 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.notify import NotifyActivities
-    from activities.records import RecordActivities
+    from activities.effects import EffectActivities
     from models.academy import CoursePlan
-    from models.activities import ChurnRecord, EmailRequest, MailContext, MailTemplate
+    from models.activities import Effects, Mail, MailContext, MailTemplate, SupportTicketRecord
     from models.everboarding import (
         Churn,
         EverboardingInput,
@@ -20,53 +19,50 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.journey import Contact, Engagement, EngagementKind
     from workflows.activity_options import run_activity
-    from workflows.engagement import record_support_ticket
+    from workflows.contract import EVERBOARDING_WORKFLOW, Queries, Signals
     from workflows.metrics import count
 
 
-@workflow.defn
+@workflow.defn(name=EVERBOARDING_WORKFLOW)
 class EverboardingWorkflow:
     """Runs for as long as the account is a customer: a "keep learning" mail, then on the
     playbook's cadence a digest with the next advanced courses of the account's path and the
     new features of its plan; adoption check-ins for the CSM of high-touch accounts.
     Continues as new (state carried whole) before its history grows heavy.
 
-    Signals: announce_feature, engagement (course progress), customer_churned (ends it)
+    Signals: announce_feature, engagement (course progress, support tickets), customer_churned
+    (ends it)
     Query: status
     """
 
     @workflow.init
     def __init__(self, input: EverboardingInput) -> None:
+        info = workflow.info()
         self._input = input
         self._state = input.state.model_copy(deep=True)
         self._churn: Churn | None = None
+        self._prefix = f"{info.workflow_id}.{info.first_execution_run_id[:8]}"
 
     @workflow.run
     async def run(self, input: EverboardingInput) -> None:
         state = self._state
+        effects = self._batch()
         if not state.welcomed:
-            await self._mail(MailTemplate.KEEP_LEARNING, "keep-learning", self._champion)
+            self._mail(effects, MailTemplate.KEEP_LEARNING, "keep-learning", self._champion)
             state.welcomed = True
         now = workflow.now()
         state.next_digest_at = state.next_digest_at or now + input.cadence
         if input.checkin_every and input.csm is not None:
             state.next_checkin_at = state.next_checkin_at or now + input.checkin_every
         while self._churn is None:
-            self._publish()
-            wake_at = min(t for t in (state.next_digest_at, state.next_checkin_at) if t)
-            with suppress(TimeoutError):
-                await workflow.wait_condition(
-                    lambda: self._churn is not None,
-                    timeout=max(wake_at - workflow.now(), timedelta(seconds=1)),
-                    timeout_summary="until the next learning digest",
-                )
-            if self._churn is not None:
-                break
             now = workflow.now()
             if state.next_digest_at <= now:
-                await self._digest()
+                self._digest(effects)
             if state.next_checkin_at is not None and state.next_checkin_at <= now:
-                await self._checkin()
+                self._checkin(effects)
+            await self._carry_out(effects)
+            effects = self._batch()
+            self._publish()
             info = workflow.info()
             if (
                 info.is_continue_as_new_suggested()
@@ -75,46 +71,54 @@ class EverboardingWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._churn is None:
                     workflow.continue_as_new(input.model_copy(update={"state": state}))
+            wake_at = min(t for t in (state.next_digest_at, state.next_checkin_at) if t)
+            with suppress(TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._churn is not None or bool(state.tickets),
+                    timeout=max(wake_at - workflow.now(), timedelta(seconds=1)),
+                    timeout_summary="until the next learning digest",
+                )
         await self._let_go(self._churn)
 
-    async def _digest(self) -> None:
+    def _digest(self, effects: Effects) -> None:
         state = self._state
         state.digests_sent += 1
         state.next_digest_at = workflow.now() + self._input.cadence
         features, state.pending_features = state.pending_features, []
-        await self._mail(
+        self._mail(
+            effects,
             MailTemplate.DIGEST,
             f"digest:{state.digests_sent}",
             self._champion,
             courses=self._next_courses(),
             features=features,
+            digest_number=state.digests_sent,
         )
 
-    async def _checkin(self) -> None:
+    def _checkin(self, effects: Effects) -> None:
         state = self._state
         csm = self._input.csm
         assert csm is not None and self._input.checkin_every is not None
         state.checkins_sent += 1
         state.next_checkin_at = workflow.now() + self._input.checkin_every
-        await self._mail(
+        self._mail(
+            effects,
             MailTemplate.ADOPTION_CHECKIN,
             f"checkin:{state.checkins_sent}",
             Contact(name=csm.name, email=csm.email),
             courses=self._next_courses(),
             features=state.pending_features,
-            number=state.checkins_sent,
+            digest_number=state.checkins_sent,
         )
 
     async def _let_go(self, churn: Churn) -> None:
         """The customer left: record it for the retention figures, thank them, stop."""
         request = self._input.request
         count("everboarding_churned", plan=str(request.plan), touch_model=str(request.touch_model))
-        await run_activity(
-            RecordActivities.record_churn,
-            ChurnRecord(account_id=self._input.request.account_id, churn=churn),
-            summary=f"record churn ({churn.reason})",
-        )
-        await self._mail(MailTemplate.FAREWELL, "churned:farewell", self._champion)
+        effects = self._batch()
+        effects.churn = churn
+        self._mail(effects, MailTemplate.FAREWELL, "churned:farewell", self._champion)
+        await self._carry_out(effects)
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     def _next_courses(self) -> list[CoursePlan]:
@@ -131,37 +135,44 @@ class EverboardingWorkflow:
     def _champion(self) -> Contact:
         return self._input.request.champion
 
-    async def _mail(
-        self,
-        template: MailTemplate,
-        key: str,
-        to: Contact,
-        courses: list[CoursePlan] | None = None,
-        features: list[FeatureAnnouncement] | None = None,
-        number: int | None = None,
+    def _batch(self) -> Effects:
+        return Effects(account_id=self._input.request.account_id, at=workflow.now())
+
+    def _mail(
+        self, effects: Effects, template: MailTemplate, key: str, to: Contact, **parts: object
     ) -> None:
-        request = self._input.request
-        await run_activity(
-            NotifyActivities.send_email,
-            EmailRequest(
-                key=f"{workflow.info().workflow_id}:{key}",
-                account_id=request.account_id,
-                template=template,
-                to=to,
-                context=MailContext(
-                    account=request,
-                    csm=self._input.csm,
-                    digest_number=self._state.digests_sent if number is None else number,
-                    path=self._input.path,
-                    courses=courses or [],
-                    features=features or [],
-                    now=workflow.now(),
-                ),
-            ),
-            summary=f"mail: {template}",
+        effects.mails.append(
+            Mail.model_validate(
+                {"key": f"{self._prefix}:{key}", "template": template, "to": to} | parts
+            )
         )
 
-    @workflow.signal
+    async def _carry_out(self, effects: Effects) -> None:
+        """Hand the pass's mail and records (support tickets waiting) to one activity."""
+        state = self._state
+        effects.tickets = [
+            SupportTicketRecord(account_id=effects.account_id, ticket=ticket, at=at)
+            for ticket, at in state.tickets
+        ]
+        if effects.empty:
+            return
+        if effects.mails:
+            effects.context = MailContext(
+                account=self._input.request,
+                csm=self._input.csm,
+                path=self._input.path,
+                now=workflow.now(),
+            )
+        await run_activity(
+            EffectActivities.carry_out,
+            effects,
+            summary=effects.summary(),
+            start_to_close=timedelta(minutes=5),
+        )
+        recorded = {record.ticket for record in effects.tickets}
+        state.tickets = [(t, at) for t, at in state.tickets if t not in recorded]
+
+    @workflow.signal(name=Signals.ANNOUNCE_FEATURE)
     def announce_feature(self, feature: FeatureAnnouncement) -> None:
         """Kept for the next digest; an id seen before, or for another plan, is ignored."""
         state = self._state
@@ -174,14 +185,20 @@ class EverboardingWorkflow:
         state.pending_features.append(feature)
         self._publish()
 
-    @workflow.signal
-    async def engagement(self, signal: Engagement) -> None:
+    @workflow.signal(name=Signals.ENGAGEMENT)
+    def engagement(self, signal: Engagement) -> None:
+        """Course progress is kept; a support ticket goes on record (once per id); other
+        engagement changes nothing here."""
+        at = min(signal.at or workflow.now(), workflow.now())
         if signal.kind is EngagementKind.COURSE_COMPLETED and signal.value:
-            self._state.courses_done.setdefault(signal.value, signal.at or workflow.now())
+            self._state.courses_done.setdefault(signal.value, at)
             self._publish()
-        await record_support_ticket(self._input.request.account_id, signal)
+        if signal.kind is EngagementKind.SUPPORT_TICKET:
+            ticket = signal.value or at.isoformat()
+            if all(known != ticket for known, _ in self._state.tickets):
+                self._state.tickets.append((ticket, at))
 
-    @workflow.signal
+    @workflow.signal(name=Signals.CUSTOMER_CHURNED)
     def customer_churned(self, churn: Churn) -> None:
         if self._churn is None:
             self._churn = churn.model_copy(update={"at": churn.at or workflow.now()})
@@ -207,7 +224,7 @@ class EverboardingWorkflow:
             )
         )
 
-    @workflow.query
+    @workflow.query(name=Queries.STATUS)
     def status(self) -> EverboardingStatus:
         state = self._state
         return EverboardingStatus(

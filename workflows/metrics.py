@@ -12,7 +12,8 @@ from temporalio import workflow
 COUNTERS = {
     "onboarding_started": "Onboardings started (deal closed).",
     "onboarding_completed": "Onboardings that reached completion (everboarding started).",
-    "onboarding_cancelled": "Onboardings cancelled: the customer let go.",
+    "onboarding_cancelled": "Onboardings cancelled: the customer let go, or ops cancelled the run.",
+    "onboarding_lapsed": "Onboardings closed as lapsed: overdue past every allowance, silent.",
     "onboarding_reminders_sent": "Deadline and task reminders sent.",
     "onboarding_escalations_raised": "Escalations raised (the ladder's first rung told).",
     "onboarding_escalations_climbed": "Escalations not acknowledged in time, told the next rung.",

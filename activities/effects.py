@@ -1,0 +1,53 @@
+"""The one activity a workflow pass hands its side effects to: records first, then messages,
+each idempotent on its own business key, so a retried batch repeats nothing."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from activities.notify import Notify
+from activities.records import Records
+from models.activities import Effects, EffectsDone
+from models.journey import Contact
+
+
+class EffectActivities:
+    def __init__(self, records: Records, notify: Notify, queue: Contact) -> None:
+        self.records = records
+        self.notify = notify
+        self.queue = queue
+        """The CS team's queue inbox: internal notices with nobody else to go to."""
+
+    @activity.defn
+    def carry_out(self, effects: Effects) -> EffectsDone:
+        account, records = effects.account_id, self.records
+        if effects.opened is not None:
+            records.open(effects.opened)
+        if effects.row is not None:
+            records.row(account, effects.row)
+        if effects.visits:
+            records.visits(account, effects.visits)
+        if effects.handoff is not None:
+            records.handoff(effects.handoff)
+        if effects.tasks:
+            records.tasks(account, effects.tasks)
+        for access in effects.grants:
+            records.grant(access)
+        for ticket in effects.tickets:
+            records.ticket(ticket)
+        if effects.risk is not None:
+            records.risk(account, effects.risk, effects.at)
+        for escalation in effects.escalations:
+            records.escalation(account, escalation)
+        if effects.churn is not None:
+            records.churn(account, effects.churn)
+        delivered = []
+        for mail in effects.mails:
+            assert effects.context is not None, "a batch with mail carries their context"
+            context = mail.context(effects.context)
+            if self.notify.send_email(mail, context, account, mail.to or self.queue):
+                delivered.append(mail.key)
+            if mail.chat and self.notify.send_chat(mail, context, account):
+                delivered.append(f"{mail.key}:chat")
+            activity.heartbeat(mail.key)
+        return EffectsDone(delivered=delivered)
