@@ -63,11 +63,10 @@ def seed_roster(session: Session, entries: list[RosterEntry]) -> int:
 
 
 def active_loads(session: Session, *, excluding: str | None = None) -> dict[str, int]:
-    """Active onboardings (neither completed nor cancelled) per CSM."""
+    """Open onboardings (not closed: completed, cancelled, lapsed) per CSM."""
     query = (
         select(Onboarding.csm_id, func.count())
-        .where(col(Onboarding.completed_at).is_(None))
-        .where(col(Onboarding.cancelled_at).is_(None))
+        .where(col(Onboarding.closed_at).is_(None))
         .where(col(Onboarding.csm_id).is_not(None))
         .group_by(Onboarding.csm_id)
     )
@@ -83,8 +82,7 @@ def queued(session: Session) -> list[Onboarding]:
             select(Onboarding)
             .where(col(Onboarding.queued_since).is_not(None))
             .where(col(Onboarding.csm_id).is_(None))
-            .where(col(Onboarding.completed_at).is_(None))
-            .where(col(Onboarding.cancelled_at).is_(None))
+            .where(col(Onboarding.closed_at).is_(None))
             .order_by(col(Onboarding.queued_since))
         ).all()
     )
@@ -122,8 +120,7 @@ def remove_csm(session: Session, *, csm_id: str) -> str:
     active = session.exec(
         select(Onboarding.account_id)
         .where(Onboarding.csm_id == csm_id)
-        .where(col(Onboarding.completed_at).is_(None))
-        .where(col(Onboarding.cancelled_at).is_(None))
+        .where(col(Onboarding.closed_at).is_(None))
     ).all()
     if active:
         raise RosterError(

@@ -26,7 +26,7 @@ ONBOARDING = SQLModel.metadata.tables["onboarding"]
 DIMENSIONS = ("touch_model", "plan", "industry", "playbook")
 TICKET_WINDOWS = (30, 90)
 DAY = timedelta(days=1)
-# The funnel: every stage of the journey, then completion (cancelled is off the journey).
+# The funnel: every stage of the journey, then completion (cancelled and lapsed are off it).
 FUNNEL = list(JOURNEY)
 
 
@@ -255,10 +255,12 @@ def _completion(customers: list[_Customer], as_of: datetime) -> Completion:
 
 
 def _lapsed(customer: _Customer, as_of: datetime) -> bool:
-    """Still onboarding, and overdue by more than the playbook allows a deadline to move."""
+    """Closed as lapsed, or still open and overdue by more than the playbook allows a
+    deadline to move."""
     row = customer.row
-    ended = row.completed_at is not None or row.cancelled_at is not None
-    return not ended and row.lapses_at is not None and row.lapses_at < as_of
+    if row.lapsed_at is not None:
+        return True
+    return row.closed_at is None and row.lapses_at is not None and row.lapses_at < as_of
 
 
 def _retention(customers: list[_Customer], as_of: datetime, after: timedelta) -> Rate:
@@ -301,5 +303,5 @@ def _funnel(customers: list[_Customer]) -> dict[str, StageFigures]:
             reached=reached[stage],
             median_days=_median(spent.get(stage, [])),
         )
-        for stage in [*FUNNEL, Stage.CANCELLED]
+        for stage in [*FUNNEL, Stage.CANCELLED, Stage.LAPSED]
     }

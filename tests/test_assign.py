@@ -92,7 +92,7 @@ def test_nobody_with_capacity_means_the_pooled_queue_not_an_overload(sessions) -
     # A completed onboarding frees the seat: the queued one gets it on the next try.
     with sessions() as session:
         one = session.get(Onboarding, "one")
-        one.completed_at = T0 + timedelta(days=90)
+        one.completed_at = one.closed_at = T0 + timedelta(days=90)
         session.add(one)
         session.commit()
     assert assign(sessions, "two") == "csm-a"
@@ -213,7 +213,7 @@ def test_roster_changes_are_validated_and_removal_protects_active_onboardings(se
         remove_csm(session, csm_id="csm-a")
     with sessions() as session:
         row = session.get(Onboarding, "acme")
-        row.completed_at = T0
+        row.completed_at = row.closed_at = T0
         session.add(row)
         session.commit()
         assert remove_csm(session, csm_id="csm-a").startswith("removed csm-a")

@@ -41,6 +41,7 @@ def customer(
     first_value: float | None = None,
     completed: float | None = None,
     cancelled: float | None = None,
+    lapsed: float | None = None,
     churned: float | None = None,
     lapses: float | None = None,
     adopt_tasks: tuple[bool | None, ...] = (),
@@ -69,6 +70,8 @@ def customer(
             first_value_at=on(first_value),
             completed_at=on(completed),
             cancelled_at=on(cancelled),
+            lapsed_at=on(lapsed),
+            closed_at=on(next((n for n in (completed, cancelled, lapsed) if n is not None), None)),
             churned_at=on(churned),
             lapses_at=on(lapses),
         )
@@ -119,6 +122,10 @@ def dataset(database_url: str) -> str:
         customer(session, "d", 10, "tech", "basic", "retail", "cancelled",
                  signed=10, cancelled=30, adopt_tasks=(False,),
                  stays={"adopt": (12, 30)})  # fmt: skip
+        # h: never reached first value, closed as lapsed (silent past every allowance).
+        customer(session, "h", 20, "tech", "basic", "health", "lapsed",
+                 signed=20, lapses=60, lapsed=80, adopt_tasks=(False,),
+                 stays={"adopt": (22, 80)})  # fmt: skip
         # e: just started, in kickoff, not yet lapsed; no checklist yet.
         customer(session, "e", 90, "low", "enterprise", "insurance", "kickoff",
                  signed=90, lapses=250, tickets=(91,))  # fmt: skip
@@ -142,7 +149,7 @@ def build(url: str) -> scorecard.Scorecard:
 def test_every_figure_on_a_hand_built_cohort(dataset: str) -> None:
     card = build(dataset)
     f = card.overall
-    assert f.onboardings == 6  # a b c d e g; "old" started before, "late" at the (exclusive) end
+    assert f.onboardings == 7  # a b c d e g h; "old" started before, "late" at the (exclusive) end
 
     # TTFV (days): a 10, b 20, c 30, g 5 → sorted 5 10 20 30.
     assert f.time_to_first_value.count == 4
@@ -150,25 +157,26 @@ def test_every_figure_on_a_hand_built_cohort(dataset: str) -> None:
     # p90, interpolated: rank (4 - 1) * 0.9 = 2.7 → 20 + 0.7 * (30 - 20).
     assert f.time_to_first_value.p90_days == pytest.approx(20 + 0.7 * 10)
 
-    # Activation: a (2/2), c (1/1 required), g (no adopt tasks, reached first value) of 6.
-    assert (f.activation.count, f.activation.of) == (3, 6)
-    assert f.activation.rate == pytest.approx(3 / 6)
+    # Activation: a (2/2), c (1/1 required), g (no adopt tasks, reached first value) of 7.
+    assert (f.activation.count, f.activation.of) == (3, 7)
+    assert f.activation.rate == pytest.approx(3 / 7)
 
-    # Completion: a b g completed, d cancelled, c lapsed (day 60 < day 200); e not judged.
+    # Completion: a b g completed, d cancelled, h closed as lapsed, c lapsed while still open
+    # (day 60 < day 200); e not judged.
     c = f.completion
-    assert (c.completed, c.cancelled, c.lapsed) == (3, 1, 1)
-    assert c.rate == pytest.approx(3 / (3 + 1 + 1))
+    assert (c.completed, c.cancelled, c.lapsed) == (3, 1, 2)
+    assert c.rate == pytest.approx(3 / (3 + 1 + 2))
 
     # Retention after 90 days: a (40 + 90 = 130) and b (140) are due by day 200, g (240) not;
     # a churned on day 100, before its day 130.
     assert (f.retention.count, f.retention.of) == (1, 2)
 
-    # Tickets in each customer's first 30 / 90 days (all six are past both windows):
-    # a 2 / 3 (days 3, 20 | 45), b 0 / 0 (day 100 is day 99 of b), c 1 / 1, d 0, e 1, g 1.
+    # Tickets in each customer's first 30 / 90 days (all seven are past both windows):
+    # a 2 / 3 (days 3, 20 | 45), b 0 / 0 (day 100 is day 99 of b), c 1 / 1, d 0, e 1, g 1, h 0.
     thirty, ninety = f.support_tickets
-    assert (thirty.days, thirty.tickets, thirty.customers) == (30, 2 + 0 + 1 + 0 + 1 + 1, 6)
-    assert thirty.per_customer == pytest.approx(5 / 6)
-    assert (ninety.days, ninety.tickets, ninety.customers) == (90, 3 + 0 + 1 + 0 + 1 + 1, 6)
+    assert (thirty.days, thirty.tickets, thirty.customers) == (30, 2 + 0 + 1 + 0 + 1 + 1, 7)
+    assert thirty.per_customer == pytest.approx(5 / 7)
+    assert (ninety.days, ninety.tickets, ninety.customers) == (90, 3 + 0 + 1 + 0 + 1 + 1, 7)
 
     # Funnel: where they are now, who reached each stage, median days in it.
     funnel = f.funnel
@@ -176,11 +184,12 @@ def test_every_figure_on_a_hand_built_cohort(dataset: str) -> None:
         "completed": 3,
         "review": 1,
         "cancelled": 1,
+        "lapsed": 1,
         "kickoff": 1,
     }
-    assert funnel["adopt"].reached == 4 and funnel["completed"].reached == 3
-    # Adopt stays that ended: a 10, b 20, c 6, d 18 → median (10 + 18) / 2.
-    assert funnel["adopt"].median_days == pytest.approx(14)
+    assert funnel["adopt"].reached == 5 and funnel["completed"].reached == 3
+    # Adopt stays that ended: a 10, b 20, c 6, d 18, h 58 → median 18.
+    assert funnel["adopt"].median_days == pytest.approx(18)
     assert funnel["review"].median_days == pytest.approx((10 + 2) / 2)  # c has not left
     assert card.distributions.time_to_first_value_days == [5, 10, 20, 30]
 
@@ -194,10 +203,11 @@ def test_breakdowns_split_the_same_cohort(dataset: str) -> None:
     assert (high.activation.count, high.completion.rate) == (2, 1.0)
     low = by["touch_model"]["low"]  # c e: c lapsed, e not judged
     assert (low.completion.lapsed, low.completion.rate) == (1, 0.0)
-    assert by["touch_model"]["tech"].completion.cancelled == 1
+    tech = by["touch_model"]["tech"].completion  # d cancelled, h lapsed
+    assert (tech.cancelled, tech.lapsed, tech.rate) == (1, 1, 0.0)
     assert set(by["plan"]) == {"basic", "enterprise", "premium"}
     assert by["industry"]["retail"].onboardings == 2  # b d
-    assert by["playbook"]["standard"].onboardings == 6
+    assert by["playbook"]["standard"].onboardings == 7
 
 
 def test_an_empty_range_reports_no_figures_rather_than_zeroes(database_url: str) -> None:
@@ -233,7 +243,7 @@ def test_report_prints_exports_json_and_writes_a_page_with_charts(
     result = report(dataset, *RANGE, "--json", "--html", str(page))
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["overall"]["completion"]["rate"] == pytest.approx(0.6)
+    assert data["overall"]["completion"]["rate"] == pytest.approx(0.5)
     assert data["by"]["touch_model"]["high"]["onboardings"] == 3
 
     html = page.read_text()
@@ -244,7 +254,7 @@ def test_report_prints_exports_json_and_writes_a_page_with_charts(
     text = report(dataset, *RANGE, "--by", "plan")
     assert text.returncode == 0, text.stderr
     assert "by plan" in text.stdout and "by industry" not in text.stdout
-    assert "60% (3/5: 1 cancelled, 1 lapsed)" in text.stdout  # completion, overall
+    assert "50% (3/6: 1 cancelled, 2 lapsed)" in text.stdout  # completion, overall
     assert "15.0 d" in text.stdout  # TTFV median
 
 
