@@ -113,7 +113,6 @@ class Records:
     def handoff(self, handoff: HandoffRecord) -> None:
         with self.sessions() as session:
             row = onboarding_row(session, handoff.account_id)
-            row.csm_id = handoff.csm_id
             row.handoff_notes = handoff.notes
             session.add(row)
             session.commit()

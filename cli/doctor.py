@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import typer
 from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -14,6 +15,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from cli.app import Failure, app, connect, out
+from cli.reconcile import find_orphans
 from infra.db import SchemaError, check_schema, current_revision, make_engine
 from infra.search_attributes import missing_search_attributes
 from infra.settings import load_settings
@@ -29,8 +31,9 @@ class Check:
 
 @app.command()
 def doctor() -> None:
-    """Check the database (reachable, migrated), Temporal (reachable, search attributes) and
-    the workers (polling the task queue); each failure says what to do. Exit 1 if any fails."""
+    """Check the database (reachable, migrated), Temporal (reachable, search attributes), the
+    workers (polling the task queue) and that every open onboarding still has a running
+    workflow; each failure says what to do. Exit 1 if any fails."""
     checks = [_database()]
 
     async def go() -> None:
@@ -38,6 +41,8 @@ def doctor() -> None:
         checks.append(Check("temporal", True, client.service_client.config.target_host))
         checks.append(await _search_attributes(client))
         checks.append(await _workers(client))
+        if checks[0].ok:  # the database answers: are its open rows still running?
+            checks.append(await _open_rows(client))
 
     try:
         asyncio.run(go())
@@ -63,6 +68,24 @@ def _database() -> Check:
         return Check("database", False, f"unreachable: {error.orig}")
     finally:
         engine.dispose()
+
+
+async def _open_rows(client: Client) -> Check:
+    engine = make_engine(load_settings().database_url)
+    try:
+        with Session(engine) as session:
+            orphans = await find_orphans(client, session)
+    finally:
+        engine.dispose()
+    if orphans:
+        accounts = ", ".join(f"{o.account_id} ({o.status})" for o in orphans)
+        return Check(
+            "onboardings",
+            False,
+            f"{len(orphans)} open in the database whose run has ended: {accounts}. "
+            "Close them: starter.py reconcile",
+        )
+    return Check("onboardings", True, "every open onboarding has a running workflow")
 
 
 async def _search_attributes(client: Client) -> Check:

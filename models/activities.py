@@ -84,9 +84,11 @@ class AcademyAccess(BaseModel):
 
 
 class HandoffRecord(BaseModel):
+    """The AE's notes, kept with the onboarding at handoff. (Who the CSM is, the roster's
+    activities write as they assign: a copy here could be stale by the time it is carried
+    out.)"""
+
     account_id: str
-    csm_id: str | None
-    """None while the onboarding waits in the pooled queue."""
     notes: list[str]
 
 

@@ -171,6 +171,9 @@ class OnboardingStatus(BaseModel):
     escalations: list[Escalation] = []
     champion: Contact | None = None
     last_engagement_at: datetime | None = None
+    engagements: dict[EngagementKind, int] = Field(
+        default={}, description="Engagement signals taken, by kind."
+    )
     high_touch_since: datetime | None = Field(
         default=None, description="Switched to high-touch handling at high risk."
     )

@@ -151,8 +151,15 @@ class Mailbox:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.open = threading.Event()  # clear it to hold every delivery until it is set again
+        self.open.set()
+        self.held = 0  # deliveries waiting at the closed gate
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        self.held += 1
+        while not self.open.is_set():
+            await asyncio.sleep(0.02)
+        self.held -= 1
         data = envelope.original_content or envelope.content  # type: ignore[attr-defined]
         self.messages.append(message_from_bytes(data, policy=policy.default))  # type: ignore[arg-type]
         return "250 OK"

@@ -236,9 +236,7 @@ class Onboarding:
         assert csm is not None
         if changed:
             effects.handoff = HandoffRecord(
-                account_id=self.request.account_id,
-                csm_id=None if csm.pooled else csm.id,
-                notes=self.request.goals,
+                account_id=self.request.account_id, notes=self.request.goals
             )
         if not changed and csm.pooled:
             return

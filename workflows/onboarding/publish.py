@@ -120,6 +120,7 @@ def status(o: Onboarding, now: datetime) -> OnboardingStatus:
         escalations=risk.escalations,
         champion=risk.champion,
         last_engagement_at=risk.last_engagement_at,
+        engagements=risk.engagements,
         high_touch_since=risk.high_touch_since,
         csm_pooled=o.csm.pooled,
         learning=o.learning.courses(now),

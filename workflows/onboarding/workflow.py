@@ -66,9 +66,12 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
-# A run continues as new beyond this many events (or when the server suggests it). The
-# happy path stays far below it (about 80); a busy account's engagement flood reaches it.
-HISTORY_BUDGET = 2_000
+# No run of an onboarding grows past this many history events: it continues as new from
+# four fifths of it (or when the server suggests it), leaving room for the messages that
+# arrive while it hands over. The happy path stays far below (about 85); a busy account's
+# flood of engagement reaches it.
+HISTORY_BUDGET = 2_500
+HAND_OVER_AT = HISTORY_BUDGET * 4 // 5
 
 
 @workflow.defn(name=ONBOARDING_WORKFLOW)
@@ -183,8 +186,9 @@ class OnboardingWorkflow:
     async def _look(self) -> None:
         """One pass: everything due now, carried out in one batch, then published."""
         o, now = self._o, workflow.now()
-        if not o.journey.ending:
+        if not o.journey.cut_short:  # users added as the onboarding completes get access too
             o.grant_waiting(now, self._effects)
+        if not o.journey.ending:
             for reminder in o.remind(now, self._effects):
                 self._count("onboarding_reminders_sent", stage=reminder.step.stage)
             if o.reassess(now, self._effects):
@@ -318,7 +322,7 @@ class OnboardingWorkflow:
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
-            or info.get_current_history_length() > HISTORY_BUDGET
+            or info.get_current_history_length() >= HAND_OVER_AT
         )
 
     async def _continue_as_new(self) -> None:
