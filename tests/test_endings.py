@@ -225,7 +225,9 @@ async def test_a_terminated_onboarding_started_again_starts_clean(
 ) -> None:
     handle, _ = await start_in_adopt(time_env, client, worker, PLAYBOOK)
     await time_env.sleep(5 * DAY + timedelta(hours=1))  # the first add-users reminder
-    await eventually(lambda: "onboarding-acme:adopt:task:add-users:reminder:1" in mailbox.received())
+    await eventually(
+        lambda: "onboarding-acme:adopt:task:add-users:reminder:1" in mailbox.received()
+    )
     await handle.terminate("stuck: restarting it")
     assert row(session).closed_at is None  # terminate cannot be caught: the row stays open
 

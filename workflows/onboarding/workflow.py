@@ -321,8 +321,7 @@ class OnboardingWorkflow:
     def _history_heavy(self) -> bool:
         info = workflow.info()
         return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= HAND_OVER_AT
+            info.is_continue_as_new_suggested() or info.get_current_history_length() >= HAND_OVER_AT
         )
 
     async def _continue_as_new(self) -> None:
