@@ -362,6 +362,17 @@ async def idle(handle: WorkflowHandle) -> None:
     await eventually(waiting)
 
 
+HISTORIES = Path(__file__).parent / "histories"
+
+
+async def record_history(handle: WorkflowHandle, name: str) -> None:
+    """With RECORD_HISTORIES=1, keep this run's history as a replay fixture
+    (tests/histories/NAME.json; see tests/test_replay.py). Review the diff before committing."""
+    if os.environ.get("RECORD_HISTORIES"):
+        history = await handle.fetch_history()
+        (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
 def sent_keys(session: Session) -> list[str]:
     session.expire_all()
     sent = session.exec(select(Notification).where(Notification.status == "sent"))

@@ -3,9 +3,7 @@ weeks on the time-skipping server, asserting the exact mails and rows."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -36,7 +34,7 @@ from models.journey import (
 )
 from models.playbook import EscalationPolicy, LadderStep, PlaybookFile, RiskThresholds
 from models.tables import EscalationLog, Onboarding, RiskChange, Task
-from tests.conftest import Mailbox, eventually, reach, start_in_adopt
+from tests.conftest import Mailbox, eventually, reach, record_history, start_in_adopt
 from workflows.onboarding import OnboardingWorkflow
 
 # A small playbook: the deal is signed, kickoff is automated, so the onboarding sits in Adopt
@@ -59,7 +57,6 @@ PLAYBOOK = PlaybookFile.model_validate(
     }
 ).resolve("test", "high")
 
-HISTORIES = Path(__file__).parent / "histories"
 KEY = "onboarding-acme:adopt:task:add-users:reminder:{}"
 CHAMPION = "kenji.mori@acme-logistics.example"
 DAY = timedelta(days=1)
@@ -235,6 +232,7 @@ async def test_cancel_mid_adopt_thanks_the_customer_and_stops_everything(
         "budget cut for 2027",
     )
     assert row.completed_at is None and row.cancelled_at is not None
+    await record_history(handle, "onboarding-acme-cancel")
 
 
 async def test_task_done_signal_is_kept_once_and_unknown_ones_are_ignored(
@@ -333,9 +331,7 @@ async def test_inactivity_climbs_the_ladder_until_acknowledged(
     ]
     levels = [r.level for r in session.exec(select(RiskChange).order_by(RiskChange.at))]
     assert levels == ["medium", "high"]
-    if os.environ.get("RECORD_HISTORIES"):
-        history = await handle.fetch_history()
-        (HISTORIES / "onboarding-acme-escalation.json").write_text(history.to_json())
+    await record_history(handle, "onboarding-acme-escalation")
     await handle.terminate("test over")
 
 
@@ -382,6 +378,7 @@ async def test_champion_left_escalates_at_once_and_the_new_one_gets_the_reminder
     await time_env.sleep(4 * DAY + timedelta(hours=1))  # day 5: two days before add-users
     await eventually(lambda: reminders(mailbox) == [KEY.format(1)])
     assert mailbox.one(KEY.format(1))["To"].addresses[0].addr_spec == "aiko@acme-logistics.example"
+    await record_history(handle, "onboarding-acme-champion")
     await handle.terminate("test over")
 
 

@@ -33,7 +33,15 @@ from models.journey import (
 )
 from models.tables import Notification, Onboarding, StageTransition, Task
 from reports import scorecard
-from tests.conftest import Mailbox, deal, eventually, onboarding_input, reach, start_in_adopt
+from tests.conftest import (
+    Mailbox,
+    deal,
+    eventually,
+    onboarding_input,
+    reach,
+    record_history,
+    start_in_adopt,
+)
 from tests.test_deadlines import LADDER_PLAYBOOK, PLAYBOOK
 from workflows.onboarding import OnboardingWorkflow
 
@@ -85,6 +93,7 @@ async def test_a_cancel_from_temporal_closes_the_books_tells_the_csm_and_not_the
     assert exited.exited_at == onboarding.closed_at
     c = completion(session)
     assert (c.cancelled, c.completed, c.lapsed) == (1, 0, 0)
+    await record_history(handle, "onboarding-acme-cancelled-in-temporal")
 
 
 def _to(mailbox: Mailbox, address: str) -> list[str]:
@@ -124,6 +133,7 @@ async def test_a_silent_onboarding_lapses_after_every_allowance_and_a_sign_of_li
     assert not any(":lapsed:" in key or ":farewell" in key for key in _to(mailbox, CHAMPION))
     c = completion(session)
     assert (c.lapsed, c.completed, c.cancelled) == (1, 0, 0)
+    await record_history(handle, "onboarding-acme-lapsed")
 
 
 async def _closes_around(handle, expected) -> bool:

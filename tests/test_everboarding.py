@@ -15,7 +15,7 @@ from models.academy import load_academy
 from models.everboarding import Churn, EverboardingInput, FeatureAnnouncement
 from models.journey import CancelReason, CsmRef, Engagement, EngagementKind, Plan
 from models.tables import Onboarding
-from tests.conftest import ROOT, Mailbox, deal, eventually, open_account
+from tests.conftest import ROOT, Mailbox, deal, eventually, open_account, record_history
 from workflows.everboarding import EverboardingWorkflow
 
 MONTH = timedelta(days=30)
@@ -124,6 +124,11 @@ async def test_five_years_of_everboarding_lose_nothing_across_hand_overs(
 
     runs = await run_ids(client, "everboarding-acme", first_run)
     assert len(runs) >= 5
+    for n in (0, 1):
+        await record_history(
+            client.get_workflow_handle("everboarding-acme", run_id=runs[n]),
+            f"everboarding-acme-continued-run{n + 1}",
+        )
     for run_id in runs:
         history = await client.get_workflow_handle(
             "everboarding-acme", run_id=run_id

@@ -4,6 +4,7 @@ loses nothing and repeats nothing, and a flood of product events is cheap and al
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,16 @@ from models.journey import (
 )
 from models.playbook import EscalationPolicy, LadderStep, RiskThresholds
 from models.tables import AcademyGrant, EscalationLog, StageTransition, SupportTicket, Task
-from tests.conftest import Mailbox, binary, deal, eventually, onboarding_input, reach, sent_keys
+from tests.conftest import (
+    HISTORIES,
+    Mailbox,
+    binary,
+    deal,
+    eventually,
+    onboarding_input,
+    reach,
+    sent_keys,
+)
 from worker import build_worker
 from workflows.contract import SA_PLAN, SA_STAGE, SA_TOUCH_MODEL, SEARCH_ATTRIBUTES
 from workflows.onboarding import OnboardingWorkflow
@@ -97,6 +107,18 @@ async def start(client: Client, task_queue: str, **changes: object) -> WorkflowH
     return client.get_workflow_handle_for(
         OnboardingWorkflow.run, f"onboarding-{request.account_id}"
     )
+
+
+async def record_chain(client: Client, workflow_id: str, name: str) -> None:
+    runs = sorted(
+        [
+            (e.start_time, e.run_id)
+            async for e in client.list_workflows(f"WorkflowId = '{workflow_id}'")
+        ]
+    )
+    for n in sorted({0, 1, len(runs) - 1}):
+        history = await client.get_workflow_handle(workflow_id, run_id=runs[n][1]).fetch_history()
+        (HISTORIES / f"{name}-run{n + 1}.json").write_text(history.to_json())
 
 
 async def run_lengths(client: Client, workflow_id: str) -> list[int]:
@@ -164,6 +186,8 @@ async def test_a_journey_that_continues_as_new_loses_nothing_and_repeats_nothing
             final = await handle.result()
 
     assert final.stage is Stage.COMPLETED and final.run >= 3, final.run
+    if os.environ.get("RECORD_HISTORIES"):  # the first run, one handed over to, the last
+        await record_chain(client, "onboarding-acme", "onboarding-acme-continued")
     lengths = await run_lengths(client, "onboarding-acme")
     assert len(lengths) == final.run and all(n <= HISTORY_BUDGET for n in lengths)
     assert set(final.milestones) == set(Milestone)

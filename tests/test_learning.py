@@ -32,6 +32,7 @@ from tests.conftest import (
     eventually,
     onboarding_input,
     reach,
+    record_history,
     sent_keys,
     start_in_adopt,
 )
@@ -85,6 +86,7 @@ async def test_every_user_gets_academy_access_once_with_the_courses_of_their_pla
     # The invitation is the activity after the grant: wait for it (one per user, by key).
     expected = sorted(f"onboarding-acme:academy:{e}" for e in grants(session))
     await eventually(lambda: sorted(k for k in sent_keys(session) if ":academy:" in k) == expected)
+    await record_history(handle, "onboarding-acme-users")
     await handle.terminate("test over")
 
 
@@ -180,6 +182,7 @@ async def test_no_capacity_queues_the_account_tells_the_lead_and_reassign_takes_
     session.expire_all()
     row = session.get(Onboarding, "acme")
     assert (row.csm_id, row.queued_since) == ("csm-009", None)
+    await record_history(handle, "onboarding-acme-queued-then-reassigned")
     await handle.terminate("test over")
 
 

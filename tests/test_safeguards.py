@@ -27,7 +27,16 @@ from models.journey import (
     Stage,
 )
 from models.tables import Onboarding
-from tests.conftest import Mailbox, deal, eventually, idle, onboarding_input, reach, start_in_adopt
+from tests.conftest import (
+    Mailbox,
+    deal,
+    eventually,
+    idle,
+    onboarding_input,
+    reach,
+    record_history,
+    start_in_adopt,
+)
 from tests.test_deadlines import LADDER_PLAYBOOK, escalation_mails
 from tests.test_learning import set_capacity
 from workflows.onboarding import OnboardingWorkflow
@@ -72,6 +81,7 @@ async def test_a_pause_gives_the_escalation_its_time_again(
     assert escalation_mails(mailbox) == ["onboarding-acme:escalation:1:csm"]
     await time_env.sleep(DAY)  # now the 2 days are up
     await eventually(lambda: "onboarding-acme:escalation:1:cs_lead" in escalation_mails(mailbox))
+    await record_history(handle, "onboarding-acme-pause")
     await handle.terminate("test over")
 
 
