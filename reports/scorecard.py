@@ -1,4 +1,6 @@
-"""The onboarding scorecard (DESIGN.md §2): KPIs over the database, never over workflows.
+"""The onboarding scorecard: the KPIs customer-success leadership reads (time to first value,
+activation, completion, retention, support tickets of new customers, the funnel), computed
+over the database, never by asking workflows.
 
 The cohort is every onboarding *started* in [start, end). Figures that need time to mature
 (retention after N days, tickets in a customer's first 30/90 days) count only the customers

@@ -33,7 +33,7 @@ def names(users: list[Contact]) -> list[str]:
     return [user.name for user in users]
 
 
-# --- users and access -----------------------------------------------------------------------------
+# --- users and access -------------------------------------------------------------------------
 
 
 def test_a_user_is_added_once_whatever_the_case_of_their_email() -> None:
@@ -76,7 +76,7 @@ def test_users_added_after_the_end_are_refused_and_counted() -> None:
     assert names(o.state.learning.users_waiting) == ["Kenji Mori"]  # the champion, from the deal
 
 
-# --- progress ----------------------------------------------------------------------------------------
+# --- progress ---------------------------------------------------------------------------------
 
 
 def test_progress_on_a_course_or_module_of_the_path_is_kept_with_its_first_time() -> None:
@@ -98,7 +98,7 @@ def test_progress_on_ids_not_on_the_path_is_refused() -> None:
     assert academy.state.courses_done == {}
 
 
-# --- the Review gate --------------------------------------------------------------------------------
+# --- the Review gate --------------------------------------------------------------------------
 
 
 def test_without_a_gate_nothing_waits() -> None:

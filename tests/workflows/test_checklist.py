@@ -97,7 +97,7 @@ def test_an_extension_given_before_its_stage_is_kept_when_the_stage_starts() -> 
     assert checklist.state.tasks["add-users"].due_at == T0 + 32 * DAY
 
 
-# --- reminders ----------------------------------------------------------------------------------
+# --- reminders --------------------------------------------------------------------------------
 
 
 def test_reminders_go_out_before_at_and_after_the_due_time_then_stop() -> None:
@@ -152,7 +152,7 @@ def test_no_reminders_while_paused() -> None:
     assert checklist.next_wake(T0 + 12 * DAY) is None
 
 
-# --- extensions ---------------------------------------------------------------------------------
+# --- extensions -------------------------------------------------------------------------------
 
 
 def test_an_extension_moves_the_due_time_and_the_reminders_re_plan_from_where_they_stood() -> None:
@@ -232,7 +232,7 @@ def test_an_unknown_task_before_kickoff_says_the_checklist_comes_at_kickoff() ->
         checklist.find("kickoff-call", "acme")
 
 
-# --- the paused clock ---------------------------------------------------------------------------
+# --- the paused clock -------------------------------------------------------------------------
 
 
 def test_resume_moves_every_open_due_time_by_the_time_paused() -> None:
@@ -274,7 +274,7 @@ def test_a_stage_entered_while_paused_gets_only_the_paused_time_it_lived_through
     assert checklist.state.stage_clock.due_at == T0 + 2 * DAY + 10 * DAY + 1 * DAY
 
 
-# --- when the stage lapses, when to wake ----------------------------------------------------------
+# --- when the stage lapses, when to wake ------------------------------------------------------
 
 
 def test_lapses_at_ignores_extensions_but_follows_pauses() -> None:

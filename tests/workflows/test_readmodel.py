@@ -40,7 +40,11 @@ def test_a_fresh_onboarding_records_its_row_visits_and_tasks_then_nothing() -> N
     o = in_kickoff()
     first = o.unrecorded()
     assert set(first) == {"row", "visits", "tasks"}
-    assert [visit.stage for visit in first["visits"]] == [Stage.DEPART, Stage.HANDOFF, Stage.KICKOFF]
+    assert [visit.stage for visit in first["visits"]] == [
+        Stage.DEPART,
+        Stage.HANDOFF,
+        Stage.KICKOFF,
+    ]
     record(o)
     assert o.unrecorded() == {}
 
@@ -119,7 +123,8 @@ def test_pending_support_tickets_show_up_once_each_until_recorded() -> None:
 def test_a_ticket_reported_while_a_batch_is_out_stays_pending() -> None:
     records = ReadModel(RecordedState(), "acme")
     records.ticket("T-1", T0)
-    sent = Effects(account_id="acme", at=T0, tickets=[SupportTicketRecord(account_id="acme", ticket="T-1", at=T0)])
+    carried = SupportTicketRecord(account_id="acme", ticket="T-1", at=T0)
+    sent = Effects(account_id="acme", at=T0, tickets=[carried])
     records.ticket("T-2", T0 + DAY)
     records.recorded(sent)
     assert records.state.tickets == [("T-2", T0 + DAY)]

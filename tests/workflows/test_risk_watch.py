@@ -56,7 +56,7 @@ def only(ladder: list[LadderStep]) -> Playbook:
     return PLAYBOOK.model_copy(update={"escalation": EscalationPolicy(ladder=ladder)})
 
 
-# --- engagement and the champion ------------------------------------------------------------------
+# --- engagement and the champion --------------------------------------------------------------
 
 
 def test_quiet_time_raises_the_risk_and_engagement_resets_it() -> None:
@@ -139,7 +139,7 @@ def test_a_missed_deadline_counts_once() -> None:
     assert risk.assess(T0).reasons == ["2 deadlines missed"]
 
 
-# --- reassessing ---------------------------------------------------------------------------------------
+# --- reassessing ------------------------------------------------------------------------------
 
 
 def test_reassess_reports_a_level_change_once() -> None:
@@ -191,7 +191,7 @@ def test_no_switch_where_the_playbook_does_not_ask_for_it() -> None:
     assert risk.reassess(T0 + 14 * DAY)[1] is False
 
 
-# --- the escalation ladder ----------------------------------------------------------------------------
+# --- the escalation ladder --------------------------------------------------------------------
 
 
 def test_an_escalation_is_raised_once_when_risk_reaches_its_level() -> None:
@@ -276,7 +276,7 @@ def test_the_lead_is_the_first_rung_above_the_csm() -> None:
     assert watch().lead() == LEAD
 
 
-# --- paused time ---------------------------------------------------------------------------------------
+# --- paused time ------------------------------------------------------------------------------
 
 
 def test_time_paused_after_the_last_engagement_is_not_quiet_time() -> None:

@@ -31,7 +31,7 @@ def walk(j: Journey, to: Stage, now: datetime) -> None:
         j.advance(now)
 
 
-# --- milestones ---------------------------------------------------------------------------------
+# --- milestones -------------------------------------------------------------------------------
 
 
 def test_a_milestone_is_kept_once() -> None:
@@ -74,7 +74,9 @@ def test_the_csm_cannot_record_a_milestone_twice() -> None:
     j.record(Milestone.CONTRACT_SIGNED, "ae-001", T0, T0)
     with pytest.raises(ValueError) as refused:
         j.check_milestone(Milestone.CONTRACT_SIGNED, None, T0 + DAY)
-    assert str(refused.value) == "contract-signed was already recorded for acme at 2026-03-02 09:00 UTC by ae-001"
+    assert str(refused.value) == (
+        "contract-signed was already recorded for acme at 2026-03-02 09:00 UTC by ae-001"
+    )
 
 
 def test_the_csm_cannot_record_a_milestone_before_the_ones_it_follows() -> None:
@@ -109,7 +111,7 @@ def test_the_csm_cannot_date_the_first_milestone_before_the_onboarding_started()
         journey().check_milestone(Milestone.CONTRACT_SIGNED, T0 - DAY, T0 + DAY)
 
 
-# --- outside timestamps -----------------------------------------------------------------------------
+# --- outside timestamps -----------------------------------------------------------------------
 
 
 NOW = T0 + 10 * DAY
@@ -150,7 +152,7 @@ def test_check_moment_refuses_what_bound_would_change() -> None:
         check_moment(EARLIEST - DAY, EARLIEST, NOW, "the start")
 
 
-# --- endings ------------------------------------------------------------------------------------
+# --- endings ----------------------------------------------------------------------------------
 
 
 def test_a_run_being_cancelled_refuses_further_actions() -> None:
@@ -193,7 +195,7 @@ def test_a_cancellation_remembers_the_stage_it_came_in() -> None:
     )
 
 
-# --- when it lapses -------------------------------------------------------------------------------
+# --- when it lapses ---------------------------------------------------------------------------
 
 
 def test_it_closes_when_overdue_past_every_allowance_plus_the_grace() -> None:
@@ -217,7 +219,7 @@ def test_it_never_closes_while_paused_without_a_deadline_or_when_ending() -> Non
     assert j.closes_at(T0 + 40 * DAY, paused=False) is None
 
 
-# --- what the row says ------------------------------------------------------------------------------
+# --- what the row says ------------------------------------------------------------------------
 
 
 def test_the_row_of_a_running_onboarding_shows_applied_milestones_and_when_it_lapses() -> None:
