@@ -26,7 +26,6 @@ from models.journey import (
     OnboardingRequest,
     Plan,
     RiskAssessment,
-    RiskLevel,
     Stage,
     StageVisit,
     TaskStatus,
@@ -112,7 +111,6 @@ class RecordedState(BaseModel):
     visits: list[StageVisit] = []
     tasks: dict[str, TaskDue] = {}
     escalations: dict[int, Escalation] = {}
-    risk_level: RiskLevel = RiskLevel.LOW
     tickets: list[tuple[str, datetime]] = Field(
         default=[], description="Support tickets reported and not yet recorded: (id, when)."
     )

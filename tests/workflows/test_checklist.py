@@ -260,11 +260,6 @@ def test_reminders_after_a_pause_come_as_late_as_the_pause_was_long() -> None:
     assert look(checklist, T0 + 8 * DAY) == ["kickoff:task:kickoff-call:reminder:1"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: resume() moves a stage entered during the pause by the whole pause, not by "
-    "the part of it the stage lived through",
-    strict=True,
-)
 def test_a_stage_entered_while_paused_gets_only_the_paused_time_it_lived_through() -> None:
     checklist = Checklist(ClockState(), PLAYBOOK)
     checklist.pause(T0)

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from models.activities import Effects, HandoffRecord, Mail, MailTemplate
 from models.journey import (
+    QUEUE_ID,
     Cancel,
     CancelReason,
+    ChampionChanged,
+    ChampionLossReason,
     Contact,
     CsmRef,
     Engagement,
     EngagementKind,
     Milestone,
+    RiskLevel,
     Stage,
     TouchModel,
 )
@@ -32,6 +34,9 @@ BO = Contact(name="Bo Chen", email="bo@acme-logistics.example")
 CY = Contact(name="Cy Park", email="cy@acme-logistics.example")
 MEI_REF = CsmRef(id="csm-007", name="Mei Tanaka", email="mei.tanaka@example.com")
 MEI = Contact(name="Mei Tanaka", email="mei.tanaka@example.com")
+RAJ_REF = CsmRef(id="csm-012", name="Raj Patel", email="raj.patel@example.com")
+RAJ = Contact(name="Raj Patel", email="raj.patel@example.com")
+QUEUE = CsmRef(id=QUEUE_ID, name="CS queue", email="cs-queue@example.com", pooled=True)
 LEAD = Contact(name="Lena Park", email="lena.park@example.com")
 
 
@@ -212,11 +217,6 @@ def test_finishing_the_tasks_completes_nothing_where_the_playbook_does_not_say_s
     assert not o.settled(T0 + DAY)
 
 
-@pytest.mark.xfail(
-    reason="BUG: tasks_complete_stage is only checked on task_done, so tasks finished before "
-    "the milestone's prerequisites never record it; the stage waits (and may lapse)",
-    strict=True,
-)
 def test_tasks_done_before_their_stage_complete_it_when_it_is_reached() -> None:
     o = onboarding(with_adopt(onboarding_input(deal("acme")), tasks_complete_stage=True))
     effects = batch()
@@ -283,6 +283,29 @@ def test_before_there_is_a_csm_an_escalation_goes_to_the_lead() -> None:
     assert mail(effects, "escalation:1:cs_lead").chat
 
 
+def test_a_champion_who_left_without_successor_makes_the_csm_name_one() -> None:
+    o = onboarding()
+    drive(o, Stage.ADOPT, T0, batch())
+    o.champion_changed(ChampionChanged(reason=ChampionLossReason.LEFT), T0 + DAY)
+    effects = batch(T0 + DAY)
+    o.reassess(T0 + DAY, effects)
+    o.escalate(T0 + DAY, effects)
+    assert sent(effects) == [
+        ("champion:ask:1", MailTemplate.NAME_CHAMPION, MEI),
+        ("escalation:1:csm", MailTemplate.ESCALATION, MEI),
+    ]
+
+
+def test_a_deadline_passing_while_paused_is_not_a_missed_deadline() -> None:
+    o = onboarding()
+    drive(o, Stage.KICKOFF, T0, batch())
+    o.checklist.pause(T0 + 5 * DAY)
+    o.remind(T0 + 8 * DAY, batch(T0 + 8 * DAY))  # a look while paused: a signal woke the loop
+    o.resume(T0 + 10 * DAY)  # kickoff-call is due on day 12 now
+    assert o.state.risk.missed == []
+    assert o.risk.assess(T0 + 10 * DAY).level is RiskLevel.LOW
+
+
 def test_nothing_is_reassessed_or_escalated_while_paused() -> None:
     o = onboarding()
     o.enter(T0, batch())
@@ -291,6 +314,46 @@ def test_nothing_is_reassessed_or_escalated_while_paused() -> None:
     assert not o.reassess(T0 + 20 * DAY, effects)
     assert o.escalate(T0 + 20 * DAY, effects) == []
     assert effects.empty
+
+
+def test_next_wake_is_the_soonest_of_reminders_risk_and_lapse_and_none_while_paused() -> None:
+    o = onboarding()
+    drive(o, Stage.ADOPT, T0, batch())
+    assert o.next_wake(T0) == T0 + 5 * DAY  # add-users' and kickoff-call's first reminders
+    o.checklist.pause(T0 + DAY)
+    assert o.next_wake(T0 + DAY) is None
+
+
+# --- the CSM ------------------------------------------------------------------------------------
+
+
+def test_a_reassignment_tells_both_csms_with_the_open_steps() -> None:
+    o = onboarding()
+    drive(o, Stage.ADOPT, T0, batch())
+    effects = batch(T0 + DAY)
+    o.reassigned(1, RAJ_REF, "holiday cover", effects)
+    assert sent(effects) == [
+        ("reassign:1:to", MailTemplate.REASSIGNED, RAJ),
+        ("reassign:1:from", MailTemplate.REASSIGNED, MEI),
+    ]
+    told = mail(effects, "reassign:1:to")
+    assert (told.previous_csm, told.note) == (MEI_REF, "holiday cover")
+    assert [step.id for step in told.tasks] == [
+        "stage",
+        "kickoff-call",
+        "add-users",
+        "configure",
+        "integration-test",
+    ]
+
+
+def test_the_queue_is_not_told_it_lost_an_account() -> None:
+    o = onboarding()
+    o.enter(T0, batch())
+    o.csm.assigned(QUEUE)
+    effects = batch(T0 + DAY)
+    o.reassigned(1, RAJ_REF, "capacity freed up", effects)
+    assert sent(effects) == [("reassign:1:to", MailTemplate.REASSIGNED, RAJ)]
 
 
 # --- endings ----------------------------------------------------------------------------------

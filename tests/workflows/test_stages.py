@@ -273,3 +273,13 @@ def test_the_row_of_a_lapsed_onboarding() -> None:
         T0 + 60 * DAY,
     )
     assert (row.lapses_at, row.completed_at, row.cancellation) == (None, None, None)
+
+
+def test_a_milestone_recorded_for_a_stage_never_reached_stays_out_of_the_row() -> None:
+    j = journey()
+    walk(j, Stage.KICKOFF, T0)
+    j.record(Milestone.INTEGRATION_DONE, "se", T0 + DAY, T0 + DAY)  # early: Adopt not reached
+    j.cancel(Cancel(reason=CancelReason.PRICE, by="csm-007"), T0 + 2 * DAY)
+    j.let_go(T0 + 2 * DAY)
+    row = j.row(None)
+    assert (row.kickoff_at, row.first_value_at) == (None, None)

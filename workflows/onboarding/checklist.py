@@ -113,6 +113,9 @@ class Checklist:
         ]
 
     def overdue(self, now: datetime) -> list[str]:
+        """Steps past their due time; none while paused (paused time does not count)."""
+        if self.paused:
+            return []
         return [step.id for step in self.open_steps() if step.overdue(now)]
 
     def next_deadline(self) -> datetime | None:
@@ -251,17 +254,18 @@ class Checklist:
         self.state.paused_at = now
 
     def resume(self, now: datetime) -> tuple[datetime, timedelta]:
-        """Restart the clock: every open deadline moves by the time paused. Returns when the
-        pause began and how long it lasted (the risk's clocks move by it too)."""
+        """Restart the clock: every open deadline moves by the part of the pause it lived
+        through (all of it, or, for a stage entered while paused, the time since). Returns
+        when the pause began and how long it lasted (the risk's clocks move by it too)."""
         paused_at = self.state.paused_at
         assert paused_at is not None
-        paused_for = now - paused_at
         for step in [self.state.stage_clock, *self.state.tasks.values()]:
             if step is not None and step.done_at is None:
-                step.due_at += paused_for
+                lived = now - max(paused_at, step.active_from or paused_at)
+                step.due_at += lived
                 if step.active_from is not None:
-                    step.active_from += paused_for
+                    step.active_from += lived
                 if step.last_reminded_at is not None:
-                    step.last_reminded_at += paused_for
+                    step.last_reminded_at += lived
         self.state.paused_at = None
-        return paused_at, paused_for
+        return paused_at, now - paused_at

@@ -14,20 +14,28 @@ from models.activities import (
     Mail,
     MailContext,
     MailTemplate,
+    OnboardingOpened,
+    ReassignRequest,
 )
+from models.everboarding import EverboardingInput, EverboardingState
 from models.journey import (
     Cancel,
     CancelReason,
     ChampionChanged,
+    CompleteMilestone,
     Contact,
     CsmRef,
     Engagement,
     EngagementKind,
+    ExtendDeadline,
     Milestone,
     MilestoneRecord,
+    MilestoneResult,
     OnboardingRequest,
+    ReassignCsm,
     Stage,
     StageVisit,
+    TaskStatus,
     TouchModel,
 )
 from models.onboarding import (
@@ -44,6 +52,7 @@ from workflows.onboarding.risk import RiskWatch, Rung
 from workflows.onboarding.stages import STAGE_MILESTONE, Journey, bound
 
 TEMPORAL_CANCEL_NOTE = "cancelled in Temporal (Web UI or CLI)"
+ENDING_MAIL = {MailTemplate.FAREWELL, MailTemplate.CLOSED}
 
 
 def new_state(request: OnboardingRequest, now: datetime) -> OnboardingState:
@@ -58,7 +67,7 @@ def new_state(request: OnboardingRequest, now: datetime) -> OnboardingState:
     state.learning.users_waiting = [request.champion, *request.users]
     if request.contract_signed_at is not None:
         state.journey.milestones[Milestone.CONTRACT_SIGNED] = MilestoneRecord(
-            at=request.contract_signed_at,
+            at=min(request.contract_signed_at, now),
             by=request.account_executive.id,
             note="signed before the onboarding started",
             recorded_at=now,
@@ -100,6 +109,16 @@ class Onboarding:
         ae = self.request.account_executive
         return Contact(name=ae.name, email=ae.email)
 
+    def opened(self, workflow_id: str, run_id: str) -> OnboardingOpened:
+        """The first record of a new onboarding (a new run chain starts its row afresh)."""
+        return OnboardingOpened(
+            request=self.request,
+            workflow_id=workflow_id,
+            run_id=run_id,
+            playbook=self.playbook.name,
+            started_at=self.state.journey.started_at,
+        )
+
     # --- facts from outside -----------------------------------------------------------------
 
     def milestone_reported(
@@ -110,6 +129,20 @@ class Onboarding:
         moment, changed = bound(at, self.journey.earliest(milestone), now)
         self.journey.record(milestone, by, moment, now, note)
         return changed
+
+    def milestone_completed(self, update: CompleteMilestone, now: datetime) -> MilestoneResult:
+        """A CSM's milestone (its validator has checked it)."""
+        record = self.journey.record(
+            update.milestone, update.by, update.at or now, now, update.note
+        )
+        assert record is not None  # the validator refused duplicates
+        return MilestoneResult(
+            milestone=update.milestone, recorded_at=record.recorded_at, stage=self.journey.stage
+        )
+
+    def extend(self, update: ExtendDeadline, now: datetime) -> TaskStatus:
+        self.journey.sign_of_life(now)
+        return self.checklist.extend(update, now, self.request.account_id, self.journey.stage)
 
     def task_reported(self, task_id: str, by: str, at: datetime | None, now: datetime) -> bool:
         """A task_done signal: its time bounded; False when unknown or done before."""
@@ -123,17 +156,21 @@ class Onboarding:
         if task is None:
             return False
         self.journey.sign_of_life(now)
-        milestone = STAGE_MILESTONE.get(task.stage)
+        self._tasks_complete(task.stage, at, now)
+        return True
+
+    def _tasks_complete(self, stage: Stage, at: datetime, now: datetime) -> None:
+        """Where the playbook lets the stage's last required task complete it, record its
+        milestone once every required task is done and the milestones before it are there:
+        when the last task is done, or when the stage is reached with them done already."""
+        milestone = STAGE_MILESTONE.get(stage)
         if (
-            self.playbook.stage(task.stage).tasks_complete_stage
+            self.playbook.stage(stage).tasks_complete_stage
             and milestone is not None
-            and self.checklist.stage_tasks_done(task.stage)
+            and self.checklist.stage_tasks_done(stage)
             and all(m in self.state.journey.milestones for m in milestone.prerequisites)
         ):
-            self.journey.record(
-                milestone, "checklist", now, now, note=f"all required {task.stage} tasks done"
-            )
-        return True
+            self.journey.record(milestone, "checklist", at, now, f"all required {stage} tasks done")
 
     def engaged(self, signal: Engagement, now: datetime) -> str | None:
         """Engagement from the product: cheap on purpose (a busy account sends thousands).
@@ -163,6 +200,18 @@ class Onboarding:
         paused_at, paused_for = self.checklist.resume(now)
         self.risk.resume(paused_at, paused_for)
         self.journey.sign_of_life(now)
+
+    def reassign_request(self, update: ReassignCsm, now: datetime) -> ReassignRequest:
+        return ReassignRequest(
+            account_id=self.request.account_id,
+            number=self.csm.next_reassignment,
+            to=update.to,
+            touch_model=self.touch_model,
+            reason=update.reason,
+            by=update.by,
+            at=now,
+            over_capacity=update.over_capacity,
+        )
 
     def reassigned(self, number: int, to: CsmRef, reason: str, effects: Effects) -> None:
         """Another CSM took over: both hear of it, with the open steps and the open
@@ -227,6 +276,7 @@ class Onboarding:
         milestone = self.journey.waits_for()
         if milestone is not None and self.playbook.stage(stage).automated:
             self.journey.record(milestone, "playbook", now, now, "automated for this touch model")
+        self._tasks_complete(stage, now, now)
         self.state.journey.entered = True
 
     def assigned(self, brief_key: str, changed: bool, effects: Effects) -> None:
@@ -297,9 +347,10 @@ class Onboarding:
                 step=due(reminder.step),
             )
             sent.append(reminder)
-        self.risk.missed(
-            [f"{s.stage}:{s.id}" for s in self.checklist.open_steps() if s.overdue(now)]
-        )
+        if not self.checklist.paused:  # a deadline passing while paused is not missed
+            self.risk.missed(
+                [f"{s.stage}:{s.id}" for s in self.checklist.open_steps() if s.overdue(now)]
+            )
         return sent
 
     def reassess(self, now: datetime, effects: Effects) -> bool:
@@ -409,6 +460,31 @@ class Onboarding:
                 {"key": f"{self.key_prefix}:{key}", "template": template, "to": to} | parts
             )
         )
+
+    def everboarding_input(self) -> EverboardingInput:
+        """What the everboarding starts from: the champion of now, the CSM, the path and the
+        courses done so far; check-ins for the CSM where the account is high-touch."""
+        plan = self.playbook.everboarding
+        return EverboardingInput(
+            request=self.request.model_copy(update={"champion": self.champion}),
+            csm=self.csm.current,
+            cadence=plan.cadence,
+            path=self.path,
+            state=EverboardingState(courses_done=self.state.learning.courses_done),
+            checkin_every=plan.checkin_every if self.touch_model is TouchModel.HIGH else None,
+            suggest=plan.suggest,
+        )
+
+    def complete_batch(self, effects: Effects, now: datetime) -> Effects:
+        """The batch as it is carried out: with what the database still lacks and the
+        messages' shared context. Once the onboarding is cut short, only the ending's own
+        messages go (a reminder decided before a cancel does not)."""
+        if self.journey.cut_short:
+            effects.mails = [m for m in effects.mails if m.template in ENDING_MAIL]
+        batch = effects.model_copy(update=self.unrecorded() | {"at": now})
+        if batch.mails:
+            batch.context = self.mail_context(now)
+        return batch
 
     def mail_context(self, now: datetime) -> MailContext:
         """What every message of a batch shares (the parts of each message are its own)."""

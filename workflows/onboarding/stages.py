@@ -119,15 +119,18 @@ class Journey:
         check_moment(at, self.earliest(milestone), now, "what it follows")
 
     def applied(self, milestone: Milestone) -> bool:
-        """Recorded, and its stage is behind us."""
-        return (
-            milestone in self.state.milestones
-            and milestone.stage.position < self.state.stage.position
-        )
+        """Recorded, and the journey went on past its stage (not merely ended after it)."""
+        reached = {visit.stage for visit in self.state.history}
+        return milestone in self.state.milestones and milestone.stage.next in reached
 
     def pending_milestones(self) -> list[Milestone]:
-        """Recorded early: applied when their stage is reached."""
-        return [m for m in self.state.milestones if m.stage.position > self.state.stage.position]
+        """Recorded early: applied when their stage is reached (never, if it ends first)."""
+        here = self.state.stage
+        return [
+            m
+            for m in self.state.milestones
+            if not self.applied(m) and (here.ended or m.stage.position > here.position)
+        ]
 
     def waits_for(self) -> Milestone | None:
         """The milestone the current stage waits for (None: it ends by itself)."""

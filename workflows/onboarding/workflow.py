@@ -19,11 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from models.activities import (
         CsmRequest,
         Effects,
-        MailTemplate,
-        OnboardingOpened,
-        ReassignRequest,
     )
-    from models.everboarding import EverboardingInput, EverboardingState
     from models.journey import (
         Acknowledge,
         Cancel,
@@ -44,7 +40,6 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         TaskSignal,
         TaskStatus,
-        TouchModel,
         UsersAdded,
     )
     from models.onboarding import OnboardingInput, OnboardingStatus
@@ -127,13 +122,8 @@ class OnboardingWorkflow:
         o = self._o
         if self._new:
             self._count("onboarding_started")
-            self._effects.opened = OnboardingOpened(
-                request=o.request,
-                workflow_id=workflow.info().workflow_id,
-                run_id=workflow.info().first_execution_run_id,
-                playbook=o.playbook.name,
-                started_at=o.state.journey.started_at,
-            )
+            info = workflow.info()
+            self._effects.opened = o.opened(info.workflow_id, info.first_execution_run_id)
         while not o.journey.ended:
             if not o.state.journey.entered:
                 await self._enter()
@@ -224,11 +214,7 @@ class OnboardingWorkflow:
         async with self._flushing:
             o, now = self._o, workflow.now()
             batch, self._effects = self._effects, self._batch()
-            if o.journey.cut_short:
-                batch.mails = [m for m in batch.mails if m.template in ENDING_MAIL]
-            batch = batch.model_copy(update=o.unrecorded() | {"at": now})
-            if batch.mails:
-                batch.context = o.mail_context(now)
+            batch = o.complete_batch(batch, now)
             if batch.empty:
                 return
             await _shielded(
@@ -263,19 +249,10 @@ class OnboardingWorkflow:
     async def _start_everboarding(self) -> None:
         o = self._o
         child_id = everboarding_id(o.request.account_id)
-        plan = o.playbook.everboarding
         try:
             await workflow.start_child_workflow(
                 EVERBOARDING_WORKFLOW,
-                EverboardingInput(
-                    request=o.request.model_copy(update={"champion": o.champion}),
-                    csm=o.csm.current,
-                    cadence=plan.cadence,
-                    path=o.path,
-                    state=EverboardingState(courses_done=o.state.learning.courses_done),
-                    checkin_every=plan.checkin_every if o.touch_model is TouchModel.HIGH else None,
-                    suggest=plan.suggest,
-                ),
+                o.everboarding_input(),
                 id=child_id,
                 # `starter.py announce` finds everboardings by plan.
                 search_attributes=TypedSearchAttributes(
@@ -397,14 +374,7 @@ class OnboardingWorkflow:
 
     @workflow.update(name=Updates.COMPLETE_MILESTONE)
     def complete_milestone(self, update: CompleteMilestone) -> MilestoneResult:
-        now = workflow.now()
-        record = self._o.journey.record(
-            update.milestone, update.by, update.at or now, now, update.note
-        )
-        assert record is not None  # the validator refused duplicates
-        return MilestoneResult(
-            milestone=update.milestone, recorded_at=record.recorded_at, stage=self._o.journey.stage
-        )
+        return self._o.milestone_completed(update, workflow.now())
 
     @complete_milestone.validator
     def _check_milestone(self, update: CompleteMilestone) -> None:
@@ -422,9 +392,7 @@ class OnboardingWorkflow:
 
     @workflow.update(name=Updates.EXTEND_DEADLINE)
     def extend_deadline(self, update: ExtendDeadline) -> TaskStatus:
-        o = self._o
-        o.journey.sign_of_life(workflow.now())
-        return o.checklist.extend(update, workflow.now(), o.request.account_id, o.journey.stage)
+        return self._o.extend(update, workflow.now())
 
     @extend_deadline.validator
     def _check_extension(self, update: ExtendDeadline) -> None:
@@ -508,22 +476,11 @@ class OnboardingWorkflow:
         self._o.csm.check_reassign(update, self._reassigning)
 
     async def _reassign(self, update: ReassignCsm) -> CsmRef:
-        o, number = self._o, self._o.csm.next_reassignment
+        o, request = self._o, self._o.reassign_request(update, workflow.now())
         try:
             after = await _shielded(
                 run_activity(
-                    AssignActivities.reassign_csm,
-                    ReassignRequest(
-                        account_id=o.request.account_id,
-                        number=number,
-                        to=update.to,
-                        touch_model=o.touch_model,
-                        reason=update.reason,
-                        by=update.by,
-                        at=workflow.now(),
-                        over_capacity=update.over_capacity,
-                    ),
-                    summary=f"reassign to {update.to}",
+                    AssignActivities.reassign_csm, request, summary=f"reassign to {update.to}"
                 )
             )
         except ActivityError as error:
@@ -531,7 +488,7 @@ class OnboardingWorkflow:
             cause = error.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(error)
             raise ApplicationError(message, type="ReassignRefused", non_retryable=True) from None
-        o.reassigned(number, after, update.reason, self._effects)
+        o.reassigned(request.number, after, update.reason, self._effects)
         await self._flush()
         return after
 
@@ -540,9 +497,6 @@ class OnboardingWorkflow:
     @workflow.query(name=Queries.STATUS)
     def status(self) -> OnboardingStatus:
         return publish.status(self._o, workflow.now())
-
-
-ENDING_MAIL = {MailTemplate.FAREWELL, MailTemplate.CLOSED}
 
 
 async def _shielded(operation: Awaitable[T]) -> T:
