@@ -213,8 +213,8 @@ class Effects(BaseModel):
         parts = []
         if self.opened:
             parts.append("open the record")
-        for visit in self.visits:
-            parts.append(f"{'leave' if visit.exited_at else 'enter'} {visit.stage}")
+        if self.visits:
+            parts.append("stages " + " → ".join(visit.stage for visit in self.visits))
         if self.row and not self.visits:
             parts.append("update the record")
         if self.handoff:

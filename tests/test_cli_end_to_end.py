@@ -654,3 +654,44 @@ def test_doctor_says_what_works_and_what_to_do(
     assert sick.returncode == 1
     assert "FAIL database" in sick.stdout and "make migrate" in sick.stdout
     assert "FAIL temporal: cannot reach Temporal" in sick.stdout
+
+
+def test_a_terminated_onboarding_is_found_by_doctor_and_closed_by_reconcile(
+    app_env: dict[str, str], worker_process, tmp_path: Path
+) -> None:
+    """Terminate cannot be caught by workflow code: the row stays open, holding its CSM's
+    seat, until `reconcile` closes it from Temporal's record."""
+    signed = {"contract_signed_at": "2026-11-20T09:00:00Z"}
+    path = deal_file(tmp_path, "acme", account_id="term-co", **signed)
+    assert starter(app_env, "start", "--from-file", path).returncode == 0
+    wait_for_stage(app_env, "term-co", "kickoff")
+    assert "1/12" in csm_line(app_env, "csm-007")
+    temporal(app_env, "workflow", "terminate", "--workflow-id", "onboarding-term-co")
+
+    sick = starter(app_env, "doctor")
+    assert sick.returncode == 1
+    assert "FAIL onboardings: 1 open in the database whose run has ended: term-co" in sick.stdout
+    assert "starter.py reconcile" in sick.stdout
+    listed = starter(app_env, "reconcile", "--dry-run")
+    assert listed.returncode == 0 and "term-co: run terminated; would close it" in listed.stdout
+    assert "1/12" in csm_line(app_env, "csm-007")  # a dry run changes nothing
+
+    closed = starter(app_env, "reconcile")
+    assert closed.returncode == 0, closed.stderr
+    assert "term-co: closed as cancelled (run terminated" in closed.stdout
+    assert "0/12" in csm_line(app_env, "csm-007")
+    with Session(make_engine(app_env["DATABASE_URL"])) as session:
+        row = session.get(Onboarding, "term-co")
+        assert (row.stage, row.cancel_reason) == ("cancelled", "other")
+        assert row.closed_at is not None and "terminated" in row.cancel_note
+    assert "ok   onboardings" in starter(app_env, "doctor").stdout
+    again = starter(app_env, "reconcile")
+    assert "nothing to reconcile" in again.stdout
+    late = starter(app_env, "users", "term-co", "add", "ana@term.example")
+    assert late.returncode == 1 and "has already ended" in late.stderr
+
+
+def csm_line(env: dict[str, str], csm_id: str) -> str:
+    listed = starter(env, "csm", "list")
+    assert listed.returncode == 0, listed.stderr
+    return next(line for line in listed.stdout.splitlines() if csm_id in line)
