@@ -685,6 +685,8 @@ def test_a_terminated_onboarding_is_found_by_doctor_and_closed_by_reconcile(
         assert (row.stage, row.cancel_reason) == ("cancelled", "other")
         assert row.closed_at is not None and "terminated" in row.cancel_note
     assert "ok   onboardings" in starter(app_env, "doctor").stdout
+    card = json.loads(starter(app_env, "report", "--json").stdout)["overall"]["completion"]
+    assert (card["cancelled"], card["completed"], card["lapsed"]) == (1, 0, 0)
     again = starter(app_env, "reconcile")
     assert "nothing to reconcile" in again.stdout
     late = starter(app_env, "users", "term-co", "add", "ana@term.example")
