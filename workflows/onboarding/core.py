@@ -132,9 +132,8 @@ class Onboarding:
 
     def milestone_completed(self, update: CompleteMilestone, now: datetime) -> MilestoneResult:
         """A CSM's milestone (its validator has checked it)."""
-        record = self.journey.record(
-            update.milestone, update.by, update.at or now, now, update.note
-        )
+        at = min(update.at or now, now)  # the validator allows a few minutes of clock skew
+        record = self.journey.record(update.milestone, update.by, at, now, update.note)
         assert record is not None  # the validator refused duplicates
         return MilestoneResult(
             milestone=update.milestone, recorded_at=record.recorded_at, stage=self.journey.stage
@@ -280,8 +279,9 @@ class Onboarding:
         self.state.journey.entered = True
 
     def assigned(self, brief_key: str, changed: bool, effects: Effects) -> None:
-        """The roster answered: record the CSM with the AE's notes where it changed, and brief
-        them (unless the account simply stays queued: the lead was told when it was queued)."""
+        """The roster answered (and wrote who it chose): keep the AE's notes with the
+        onboarding where the CSM changed, and brief the CSM (unless the account simply stays
+        queued: the lead was told when it was queued)."""
         csm = self.csm.current
         assert csm is not None
         if changed:

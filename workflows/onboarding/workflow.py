@@ -63,7 +63,7 @@ T = TypeVar("T")
 
 # No run of an onboarding grows past this many history events: it continues as new from
 # four fifths of it (or when the server suggests it), leaving room for the messages that
-# arrive while it hands over. The happy path stays far below (about 85); a busy account's
+# arrive while it hands over. The happy path stays far below (about 80); a busy account's
 # flood of engagement reaches it.
 HISTORY_BUDGET = 2_500
 HAND_OVER_AT = HISTORY_BUDGET * 4 // 5
@@ -231,7 +231,8 @@ class OnboardingWorkflow:
         """Ask the roster for a CSM for the touch model in force (serialised with
         reassignment: both change who looks after the account)."""
         o = self._o
-        await self._flush()  # the roster needs the onboarding's row
+        if not o.state.recorded.opened:
+            await self._flush()  # the roster needs the onboarding's row
         async with self._assigning:
             csm = await _shielded(
                 run_activity(
