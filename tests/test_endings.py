@@ -25,11 +25,13 @@ from models.journey import (
     Cancel,
     CancelReason,
     CompleteMilestone,
+    Contact,
     Engagement,
     EngagementKind,
     Milestone,
     MilestoneSignal,
     Stage,
+    UsersAdded,
 )
 from models.tables import Notification, Onboarding, StageTransition, Task
 from reports import scorecard
@@ -37,6 +39,7 @@ from tests.conftest import (
     Mailbox,
     deal,
     eventually,
+    idle,
     onboarding_input,
     reach,
     record_history,
@@ -49,6 +52,7 @@ DAY = timedelta(days=1)
 CHAMPION = "kenji.mori@acme-logistics.example"
 CSM = "mei.tanaka@example.com"
 LEAD = "lena.park@example.com"
+ANA = Contact(name="Ana", email="ana@acme.example")
 
 
 def row(session: Session, account: str = "acme") -> Onboarding:
@@ -181,6 +185,17 @@ async def test_a_cancel_accepted_mid_pass_stops_the_rest_of_it(
         await handle.execute_update(
             OnboardingWorkflow.cancel, Cancel(reason=CancelReason.NO_VALUE, by="csm-pool")
         )
+        # Being cancelled (the pass has not finished): a person's changes are refused.
+        for update, arg in (
+            (
+                OnboardingWorkflow.complete_milestone,
+                CompleteMilestone(milestone=Milestone.INTEGRATION_DONE, by="csm-pool"),
+            ),
+            (OnboardingWorkflow.add_users, UsersAdded(users=[ANA], by="csm-pool")),
+        ):
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(update, arg)
+            assert "the onboarding of globex is being cancelled" in refused.value.cause.message
     finally:
         assign._SQLITE_LOCK.release()
     await weeks
@@ -190,6 +205,7 @@ async def test_a_cancel_accepted_mid_pass_stops_the_rest_of_it(
     assert "onboarding-globex:cancelled:farewell" in sent
     assert not [k for k in sent if ":escalation:" in k or ":high-touch:" in k]
     assert final.escalations == []
+    assert Milestone.INTEGRATION_DONE not in final.milestones
 
 
 async def _pending(handle, activity_type: str) -> bool:
@@ -200,8 +216,6 @@ async def _pending(handle, activity_type: str) -> bool:
 async def test_a_run_that_is_ending_refuses_milestones_and_users(
     time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
 ) -> None:
-    from models.journey import Contact, UsersAdded
-
     handle, _ = await start_in_adopt(time_env, client, worker)
     mailbox.open.clear()  # the farewell waits at the mail server: the run is ending
     try:
@@ -215,7 +229,7 @@ async def test_a_run_that_is_ending_refuses_milestones_and_users(
                 CompleteMilestone(milestone=Milestone.INTEGRATION_DONE, by="csm-007"),
             )
         assert "the onboarding of acme has ended (cancelled)" in refused.value.cause.message
-        late = UsersAdded(users=[Contact(name="Ana", email="ana@acme.example")], by="csm-007")
+        late = UsersAdded(users=[ANA], by="csm-007")
         with pytest.raises(WorkflowUpdateFailedError) as too_late:
             await handle.execute_update(OnboardingWorkflow.add_users, late)
         assert "has ended" in too_late.value.cause.message
@@ -270,8 +284,6 @@ async def test_a_terminated_onboarding_started_again_starts_clean(
 async def test_users_added_as_the_onboarding_completes_still_get_access(
     time_env: WorkflowEnvironment, client: Client, worker: Worker, session: Session
 ) -> None:
-    from models.journey import Contact, UsersAdded
-
     handle, _ = await start_in_adopt(time_env, client, worker)
     await handle.signal(OnboardingWorkflow.integration_done, MilestoneSignal(by="se-002"))
     await reach(handle, Stage.REVIEW)
@@ -287,3 +299,26 @@ async def test_users_added_as_the_onboarding_completes_still_get_access(
     final = await handle.result()
     assert final.stage is Stage.COMPLETED
     assert "lu@acme.example" in final.academy_users
+
+
+async def test_users_added_after_the_onboarding_completed_are_refused_with_the_reason(
+    time_env: WorkflowEnvironment, client: Client, worker: Worker, mailbox: Mailbox
+) -> None:
+    handle, _ = await start_in_adopt(time_env, client, worker)
+    await handle.signal(OnboardingWorkflow.integration_done, MilestoneSignal(by="se-002"))
+    await reach(handle, Stage.REVIEW)
+    await idle(handle)
+    mailbox.open.clear()  # the last pass's mail waits at the server: completed, not closed
+    try:
+        await handle.signal(OnboardingWorkflow.review_passed, MilestoneSignal(by="csm-007"))
+        await eventually(lambda: mailbox.held > 0)
+        await reach(handle, Stage.COMPLETED)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                OnboardingWorkflow.add_users, UsersAdded(users=[ANA], by="csm-007")
+            )
+        assert "the onboarding of acme has ended (completed)" in refused.value.cause.message
+    finally:
+        mailbox.open.set()
+    final = await handle.result()
+    assert ANA.email not in final.academy_users

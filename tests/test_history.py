@@ -16,6 +16,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities import assign
 from infra.settings import Settings
 from models.journey import (
     Acknowledge,
@@ -29,6 +30,7 @@ from models.journey import (
     Milestone,
     MilestoneSignal,
     PauseClock,
+    ReassignCsm,
     ResumeClock,
     SetChampion,
     Stage,
@@ -213,6 +215,58 @@ async def test_a_journey_that_continues_as_new_loses_nothing_and_repeats_nothing
         "kickoff-call",
         "academy-access",
     }
+
+
+async def test_a_hand_over_waits_for_an_update_under_way(
+    short_history_env: WorkflowEnvironment,
+    settings: Settings,
+    mailbox: Mailbox,
+    session: Session,
+    task_queue: str,
+) -> None:
+    """A reassignment still waiting for the roster when the run is due to hand over: the
+    hand-over waits for it, and the CSM gets an answer (not an update lost with the run)."""
+    client = short_history_env.client
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with build_worker(client, settings, executor, task_queue=task_queue):
+            signed = datetime.now(UTC)
+            handle = await start(
+                client, task_queue, account_id="handover", contract_signed_at=signed
+            )
+            await reach(handle, Stage.KICKOFF)
+            runs_before = (await handle.query(OnboardingWorkflow.status)).run
+            assign._SQLITE_LOCK.acquire()  # the roster is busy (the worker is in this process)
+            try:
+                moved = asyncio.create_task(
+                    handle.execute_update(
+                        OnboardingWorkflow.reassign_csm,
+                        ReassignCsm(to="csm-009", reason="Jonas knows them", by="lena"),
+                    )
+                )
+                await eventually(lambda: _pending(handle, "reassign_csm"))
+                for _ in range(3):  # wake the loop: the history is past what the server likes
+                    await handle.signal(
+                        OnboardingWorkflow.engagement, Engagement(kind=EngagementKind.LOGIN)
+                    )
+                await asyncio.sleep(1)
+            finally:
+                assign._SQLITE_LOCK.release()
+            assert (await moved).id == "csm-009"
+            status = await handle.query(OnboardingWorkflow.status)
+            assert status.csm_id == "csm-009" and status.run > runs_before
+            await handle.terminate("test over")
+    found = client.list_workflows("WorkflowId = 'onboarding-handover'")
+    for execution in [e async for e in found]:
+        history = await client.get_workflow_handle(
+            "onboarding-handover", run_id=execution.run_id
+        ).fetch_history()
+        failed = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+        assert failed == [], execution.run_id
+
+
+async def _pending(handle: WorkflowHandle, activity_type: str) -> bool:
+    pending = (await handle.describe()).raw_description.pending_activities
+    return any(a.activity_type.name == activity_type for a in pending)
 
 
 FLOOD = 15_000

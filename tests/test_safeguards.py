@@ -137,7 +137,8 @@ async def test_reassignment_waits_for_an_automatic_assignment_under_way(
             )
         )
         await asyncio.sleep(0.5)
-        assert not reassigned.done()  # it waits its turn
+        assert not reassigned.done()  # it waits its turn: not even asked of the roster yet
+        assert not await _pending(handle, "reassign_csm")
     finally:
         assign._SQLITE_LOCK.release()
     moved = await reassigned
@@ -192,4 +193,31 @@ async def test_outside_timestamps_are_bounded(
     session.expire_all()
     row = session.get(Onboarding, "acme")
     assert row.first_value_at >= row.contract_signed_at  # time to first value is never negative
+    await handle.terminate("test over")
+
+
+async def test_a_change_made_while_a_pass_is_under_way_is_looked_at(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
+) -> None:
+    """A user added while the pass that grants another is still sending its mail is granted
+    by the next pass, not left waiting for the next timer (days away)."""
+    from models.journey import Contact, UsersAdded
+    from tests.test_learning import grants
+
+    handle, _ = await start_in_adopt(time_env, client, worker)
+    mailbox.open.clear()
+    try:
+        first = UsersAdded(users=[Contact(name="Ana", email="ana@acme.example")], by="csm")
+        await handle.signal(OnboardingWorkflow.users_added, first)
+        await eventually(lambda: mailbox.held > 0)  # that pass is sending Ana's invitation
+        second = UsersAdded(users=[Contact(name="Bo", email="bo@acme.example")], by="csm")
+        await handle.signal(OnboardingWorkflow.users_added, second)
+    finally:
+        mailbox.open.set()
+    await eventually(lambda: "bo@acme.example" in grants(session))
+    await eventually(lambda: "onboarding-acme:academy:bo@acme.example" in mailbox.received())
     await handle.terminate("test over")
