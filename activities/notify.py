@@ -4,12 +4,11 @@ called by the effects activity (activities/effects.py)."""
 from __future__ import annotations
 
 import apprise
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
 
 from activities.mail import Transport, build_message, render, template_environment
-from infra.db import SessionFactory
+from infra.db import SessionFactory, commit_once
 from infra.settings import Settings
 from models.activities import Mail, MailContext
 from models.journey import Contact
@@ -44,12 +43,7 @@ class Notify:
             if found is not None:
                 return found.status != "sent"
             session.add(row)
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                return False
-            return True
+            return commit_once(session)
 
     def _mark_sent(self, key: str) -> None:
         with self.sessions() as session:

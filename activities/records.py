@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import SQLModel, col, select
 
-from infra.db import SessionFactory, onboarding_row
+from infra.db import SessionFactory, commit_once, onboarding_row
 from models.activities import (
     AcademyAccess,
     HandoffRecord,
@@ -134,7 +133,7 @@ class Records:
                 )
                 row.due_at, row.done_at = task.due_at, task.done_at
                 session.add(row)
-            _commit_once(session)
+            commit_once(session)
 
     def grant(self, access: AcademyAccess) -> bool:
         """Record the user's access to the academy; False when they already had it."""
@@ -156,7 +155,7 @@ class Records:
                     granted_at=access.at,
                 )
             )
-            return _commit_once(session)
+            return commit_once(session)
 
     def ticket(self, record: SupportTicketRecord) -> None:
         """Once per (account, ticket): a repeated signal or a retry adds nothing."""
@@ -173,7 +172,7 @@ class Records:
                     account_id=record.account_id, ticket=record.ticket, opened_at=record.at
                 )
             )
-            _commit_once(session)
+            commit_once(session)
 
     def risk(self, account_id: str, risk: RiskAssessment, at: datetime) -> None:
         """A change of risk level, once per moment."""
@@ -185,7 +184,7 @@ class Records:
                 session.add(
                     RiskChange(account_id=account_id, level=risk.level, reasons=risk.reasons, at=at)
                 )
-                _commit_once(session)
+                commit_once(session)
 
     def escalation(self, account_id: str, e: Escalation) -> None:
         """Create or bring up to date the escalation's row (ladder level, acknowledgement)."""
@@ -204,7 +203,7 @@ class Records:
                 e.note,
             )
             session.add(row)
-            _commit_once(session)
+            commit_once(session)
 
     def churn(self, account_id: str, churn: Churn) -> None:
         """The customer left (the retention KPI counts from this); the first record stands."""
@@ -216,14 +215,3 @@ class Records:
                 row.churn_note = churn.note
                 session.add(row)
                 session.commit()
-
-
-def _commit_once(session: Session) -> bool:
-    """Commit; False when a concurrent attempt wrote the same business key first (its unique
-    constraint did its job: what it wrote is what this attempt would have written)."""
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return False
-    return True

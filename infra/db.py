@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -100,3 +101,14 @@ def onboarding_row(session: Session, account_id: str) -> tables.Onboarding:
     if row is None:
         raise RuntimeError(f"no onboarding row for {account_id}")
     return row
+
+
+def commit_once(session: Session) -> bool:
+    """Commit; False when a concurrent attempt wrote the same business key first (its unique
+    constraint did its job: what it wrote is what this attempt would have written)."""
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return False
+    return True

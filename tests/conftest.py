@@ -351,6 +351,12 @@ async def start_in_adopt(
     return handle, entered
 
 
+async def pending(handle: WorkflowHandle, activity_type: str) -> bool:
+    """An activity of this type is scheduled or running for the run."""
+    activities = (await handle.describe()).raw_description.pending_activities
+    return any(a.activity_type.name == activity_type for a in activities)
+
+
 async def idle(handle: WorkflowHandle) -> None:
     """Wait until the run has done all it can for now (no activity or workflow task pending):
     it sleeps until its next timer or a message."""

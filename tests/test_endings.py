@@ -41,6 +41,7 @@ from tests.conftest import (
     eventually,
     idle,
     onboarding_input,
+    pending,
     reach,
     record_history,
     start_in_adopt,
@@ -181,7 +182,7 @@ async def test_a_cancel_accepted_mid_pass_stops_the_rest_of_it(
     # Quiet for 14 days: high risk. (Time stands still while the roster holds the pass.)
     weeks = asyncio.create_task(time_env.sleep(14 * DAY + timedelta(hours=1)))
     try:
-        await eventually(lambda: _pending(handle, "assign_csm"))
+        await eventually(lambda: pending(handle, "assign_csm"))
         await handle.execute_update(
             OnboardingWorkflow.cancel, Cancel(reason=CancelReason.NO_VALUE, by="csm-pool")
         )
@@ -206,11 +207,6 @@ async def test_a_cancel_accepted_mid_pass_stops_the_rest_of_it(
     assert not [k for k in sent if ":escalation:" in k or ":high-touch:" in k]
     assert final.escalations == []
     assert Milestone.INTEGRATION_DONE not in final.milestones
-
-
-async def _pending(handle, activity_type: str) -> bool:
-    pending = (await handle.describe()).raw_description.pending_activities
-    return any(a.activity_type.name == activity_type for a in pending)
 
 
 async def test_a_run_that_is_ending_refuses_milestones_and_users(

@@ -45,6 +45,7 @@ from tests.conftest import (
     deal,
     eventually,
     onboarding_input,
+    pending,
     reach,
     sent_keys,
 )
@@ -243,7 +244,7 @@ async def test_a_hand_over_waits_for_an_update_under_way(
                         ReassignCsm(to="csm-009", reason="Jonas knows them", by="lena"),
                     )
                 )
-                await eventually(lambda: _pending(handle, "reassign_csm"))
+                await eventually(lambda: pending(handle, "reassign_csm"))
                 for _ in range(3):  # wake the loop: the history is past what the server likes
                     await handle.signal(
                         OnboardingWorkflow.engagement, Engagement(kind=EngagementKind.LOGIN)
@@ -262,11 +263,6 @@ async def test_a_hand_over_waits_for_an_update_under_way(
         ).fetch_history()
         failed = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
         assert failed == [], execution.run_id
-
-
-async def _pending(handle: WorkflowHandle, activity_type: str) -> bool:
-    pending = (await handle.describe()).raw_description.pending_activities
-    return any(a.activity_type.name == activity_type for a in pending)
 
 
 FLOOD = 15_000

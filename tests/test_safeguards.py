@@ -33,6 +33,7 @@ from tests.conftest import (
     eventually,
     idle,
     onboarding_input,
+    pending,
     reach,
     record_history,
     start_in_adopt,
@@ -129,7 +130,7 @@ async def test_reassignment_waits_for_an_automatic_assignment_under_way(
     assign._SQLITE_LOCK.acquire()  # the roster is busy when the next try comes
     try:
         await handle.signal(OnboardingWorkflow.kickoff_held, MilestoneSignal(by="csm-007"))
-        await eventually(lambda: _pending(handle, "assign_csm"))
+        await eventually(lambda: pending(handle, "assign_csm"))
         reassigned = asyncio.create_task(
             handle.execute_update(
                 OnboardingWorkflow.reassign_csm,
@@ -138,7 +139,7 @@ async def test_reassignment_waits_for_an_automatic_assignment_under_way(
         )
         await asyncio.sleep(0.5)
         assert not reassigned.done()  # it waits its turn: not even asked of the roster yet
-        assert not await _pending(handle, "reassign_csm")
+        assert not await pending(handle, "reassign_csm")
     finally:
         assign._SQLITE_LOCK.release()
     moved = await reassigned
@@ -148,11 +149,6 @@ async def test_reassignment_waits_for_an_automatic_assignment_under_way(
     session.expire_all()
     assert status.csm_id == session.get(Onboarding, "acme").csm_id == "csm-009"
     await handle.terminate("test over")
-
-
-async def _pending(handle, activity_type: str) -> bool:
-    pending = (await handle.describe()).raw_description.pending_activities
-    return any(a.activity_type.name == activity_type for a in pending)
 
 
 async def test_outside_timestamps_are_bounded(
