@@ -15,7 +15,7 @@ from infra.db import SessionFactory, onboarding_row
 from infra.roster import active_loads
 from models.activities import CsmRequest, ReassignRequest
 from models.journey import QUEUE_ID, Contact, CsmRef
-from models.tables import Csm, Reassignment, utcnow
+from models.tables import Csm, Onboarding, Reassignment, utcnow
 
 # SQLite has no row locks; one worker process is the only supported shape there, so a
 # process-wide lock serialises assignments (PostgreSQL uses row locks, see `_roster`).
@@ -64,7 +64,7 @@ class AssignActivities:
         Idempotent: an onboarding keeps a CSM who serves the touch model (so a retry changes
         nothing, and a switch to high-touch moves a pooled account to a named CSM)."""
         with self._roster() as (session, roster):
-            onboarding = onboarding_row(session, request.account_id)
+            onboarding = _own_row(session, request.account_id, request.run_id)
             current = next((c for c in roster if c.id == onboarding.csm_id), None)
             if current is not None and request.touch_model in current.touch_models:
                 return _ref(current)
@@ -123,7 +123,7 @@ class AssignActivities:
                     f"{target.id} does not serve {request.touch_model}-touch "
                     f"(serves {', '.join(target.touch_models)})"
                 )
-            onboarding = onboarding_row(session, request.account_id)
+            onboarding = _own_row(session, request.account_id, request.run_id)
             if onboarding.csm_id == target.id:
                 raise _refused(f"{request.account_id} is already with {target.id}")
             load = active_loads(session, excluding=request.account_id).get(target.id, 0)
@@ -148,6 +148,17 @@ class AssignActivities:
             session.add(onboarding)
             session.commit()
             return _ref(target)
+
+
+def _own_row(session: Session, account_id: str, run_id: str | None) -> Onboarding:
+    """The account's onboarding row, unless a newer onboarding of the account owns it now
+    (a late attempt of a terminated run must not move the new one's CSM)."""
+    row = onboarding_row(session, account_id)
+    if run_id is not None and row.run_id not in (run_id, None):
+        raise ApplicationError(
+            f"{account_id} has started a newer onboarding", type="Superseded", non_retryable=True
+        )
+    return row
 
 
 def _refused(message: str) -> ApplicationError:

@@ -21,8 +21,12 @@ class EffectActivities:
     @activity.defn
     def carry_out(self, effects: Effects) -> EffectsDone:
         account, records = effects.account_id, self.records
-        if effects.opened is not None:
-            records.open(effects.opened)
+        # A late attempt of an onboarding whose account has started again since (after a
+        # terminated run) must not write into the new one's records nor mail its people.
+        fresh = records.open(effects.opened) if effects.opened is not None else True
+        if not fresh or (effects.run_id and not records.belongs_to(account, effects.run_id)):
+            activity.logger.warning("%s: batch of an earlier onboarding; skipped", account)
+            return EffectsDone(superseded=True)
         if effects.row is not None:
             records.row(account, effects.row)
         if effects.visits:

@@ -36,8 +36,9 @@ class Notify:
         }
 
     def _claim(self, row: Notification) -> bool:
-        """Write the outbox row `pending`; False when this key was already sent (or is being
-        sent by a concurrent attempt)."""
+        """Write the outbox row `pending`; False when this key was already sent. (An attempt
+        that overlaps another still sending finds it `pending` and sends too: only the mark
+        `sent` stops a resend.)"""
         with self.sessions() as session:
             found = session.exec(select(Notification).where(Notification.key == row.key)).first()
             if found is not None:

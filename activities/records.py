@@ -39,14 +39,17 @@ class Records:
     def __init__(self, sessions: SessionFactory) -> None:
         self.sessions = sessions
 
-    def open(self, opened: OnboardingOpened) -> None:
+    def open(self, opened: OnboardingOpened) -> bool:
         """Create the row; a retry finds it as it left it. A new run chain (the onboarding
-        started again after a failed or terminated one) starts it afresh."""
+        started again after a failed or terminated one) starts it afresh. False when the row
+        belongs to a newer chain already (a late retry of an old chain's first batch)."""
         request = opened.request
         with self.sessions() as session:
             row = session.get(Onboarding, request.account_id)
             if row is not None and row.run_id == opened.run_id:
-                return
+                return True
+            if row is not None and row.started_at > opened.started_at:
+                return False
             if row is not None:
                 for table in PER_RUN:
                     session.execute(
@@ -73,6 +76,13 @@ class Records:
                 )
             )
             session.commit()
+            return True
+
+    def belongs_to(self, account_id: str, run_id: str) -> bool:
+        """The account's row is this run chain's (not a newer onboarding's)."""
+        with self.sessions() as session:
+            row = session.get(Onboarding, account_id)
+            return row is None or row.run_id in (run_id, None)
 
     def row(self, account_id: str, facts: RowFacts) -> None:
         """The row says what the workflow says (stage, milestone dates, the end)."""
@@ -133,7 +143,8 @@ class Records:
                 )
                 row.due_at, row.done_at = task.due_at, task.done_at
                 session.add(row)
-            commit_once(session)
+            # A concurrent attempt inserted one of them: fail, and the retry updates it.
+            session.commit()
 
     def grant(self, access: AcademyAccess) -> bool:
         """Record the user's access to the academy; False when they already had it."""
@@ -203,7 +214,7 @@ class Records:
                 e.note,
             )
             session.add(row)
-            commit_once(session)
+            session.commit()
 
     def churn(self, account_id: str, churn: Churn) -> None:
         """The customer left (the retention KPI counts from this); the first record stands."""

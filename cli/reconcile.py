@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 from cli.app import app, connect, db_session, is_not_found, out, run, status_name, when
 from models.journey import CancelReason, Stage
 from models.onboarding import OnboardingStatus
-from models.tables import Onboarding
+from models.tables import Onboarding, StageTransition
 from workflows.contract import ONBOARDING_WORKFLOW
 
 
@@ -94,6 +94,14 @@ def close(session: Session, orphan: Orphan, now: datetime) -> str:
         row.cancel_note = f"run {orphan.status} in Temporal; closed by starter.py reconcile"
         outcome = f"closed as cancelled (run {orphan.status} {when(orphan.closed_at)})"
     session.add(row)
+    for stay in session.exec(
+        select(StageTransition).where(
+            StageTransition.account_id == orphan.account_id,
+            col(StageTransition.exited_at).is_(None),
+        )
+    ):
+        stay.exited_at = at  # the stage it was in ended with the run
+        session.add(stay)
     session.commit()
     return outcome
 

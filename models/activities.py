@@ -62,6 +62,8 @@ class CsmRequest(BaseModel):
     account_id: str
     touch_model: TouchModel
     industry: str = ""
+    run_id: str | None = None
+    """The onboarding's run chain: refused when the row belongs to a newer one."""
 
 
 class ReassignRequest(BaseModel):
@@ -74,6 +76,8 @@ class ReassignRequest(BaseModel):
     by: str
     at: datetime
     over_capacity: bool = False
+    run_id: str | None = None
+    """The onboarding's run chain: refused when the row belongs to a newer one."""
 
 
 class AcademyAccess(BaseModel):
@@ -192,6 +196,9 @@ class Effects(BaseModel):
     then the messages (a message is never about something not yet on record)."""
 
     account_id: str
+    run_id: str | None = None
+    """The onboarding's run chain: a batch of a chain the row no longer belongs to (a newer
+    onboarding of the account started since) is not carried out. None: not fenced."""
     opened: OnboardingOpened | None = None
     row: RowFacts | None = None
     visits: list[StageVisit] = []
@@ -236,10 +243,26 @@ class Effects(BaseModel):
         return "; ".join(parts) or "nothing"
 
     @property
+    def decided(self) -> bool:
+        """Holds what only a pass decided (events, mail), not what the state can tell again."""
+        return bool(
+            self.opened or self.handoff or self.grants or self.risk or self.churn or self.mails
+        )
+
+    @property
     def empty(self) -> bool:
-        return self.summary() == "nothing"
+        return not (
+            self.decided
+            or self.row
+            or self.visits
+            or self.tasks
+            or self.tickets
+            or self.escalations
+        )
 
 
 class EffectsDone(BaseModel):
     delivered: list[str] = []
     """Keys of the messages sent by this attempt (not those already sent before)."""
+    superseded: bool = False
+    """Nothing was done: a newer onboarding of the account owns its row."""

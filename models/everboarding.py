@@ -28,6 +28,7 @@ class Churn(Cancel):
 class EverboardingState(BaseModel):
     """Everything a run hands to the next one when it continues as new."""
 
+    started_at: datetime | None = None
     welcomed: bool = False
     digests_sent: int = 0
     next_digest_at: datetime | None = None

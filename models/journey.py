@@ -274,11 +274,13 @@ class EngagementKind(StrEnum):
 
 
 class Engagement(BaseModel):
-    """Payload of the `engagement` signal: the customer did something."""
+    """Payload of the `engagement` signal: the customer did something (`count` times, the
+    last at `at`: a product that reports often sends one signal per batch)."""
 
     kind: EngagementKind
     value: str | None = None
     at: AwareDatetime | None = None
+    count: int = Field(default=1, ge=1, le=1_000_000)
 
 
 class ChampionLossReason(StrEnum):

@@ -3,7 +3,8 @@
 The state is one model with one sub-model per concern. It is what a run hands to the next
 when it continues as new, so it evolves like every other message: fields are added with
 defaults, never renamed or removed. Each sub-model is owned by one component of
-`workflows/onboarding/` (named in its docstring); nothing else writes it.
+`workflows/onboarding/` (named in its docstring), which is what writes it; the workflow keeps
+only `run`.
 """
 
 from __future__ import annotations
@@ -182,6 +183,9 @@ class OnboardingStatus(BaseModel):
         default=[], description="Courses the playbook wants finished before Review."
     )
     users_waiting: int = Field(default=0, description="Users waiting for academy access.")
+    users_refused: int = Field(
+        default=0, description="Users a system added after the onboarding ended (not granted)."
+    )
     closes_at: datetime | None = Field(
         default=None,
         description="When the onboarding closes as lapsed if nothing happens before.",

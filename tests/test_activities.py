@@ -40,6 +40,8 @@ from models.tables import (
 )
 from tests.conftest import T0, Mailbox, deal
 
+DAY = timedelta(days=1)
+
 run = ActivityEnvironment().run
 QUEUE = Contact(name="CS queue", email="cs-queue@example.com")
 
@@ -256,3 +258,33 @@ def test_academy_access_is_granted_once_per_user_however_often_it_is_retried(ses
         assert [(r.email, r.courses, r.granted_at) for r in rows] == [
             ("ana@acme.example", ["getting-started"], T0)
         ]
+
+
+def test_a_late_batch_of_an_earlier_onboarding_of_the_account_changes_nothing(
+    sessions, tmp_path: Path
+) -> None:
+    """A terminated run's attempt still retrying after the account started again must not
+    write into the new onboarding, reset it, or mail its people."""
+    effects = carrier(sessions, FileOutbox(tmp_path), tmp_path)
+    run(effects.carry_out, Effects(account_id="acme", at=T0, opened=opened("run-1")))
+    restarted = T0 + timedelta(days=9)
+    run(
+        effects.carry_out,
+        Effects(account_id="acme", at=restarted, opened=opened("run-2", restarted)),
+    )
+
+    late_first = welcome()  # run-1's first batch, retried late: it opens and mails
+    assert run(effects.carry_out, late_first).superseded
+    late = Effects(
+        account_id="acme",
+        run_id="run-1",
+        at=T0 + DAY,
+        row=RowFacts(stage=Stage.ADOPT),
+        tasks=[TaskDue(id="configure", title="C", owner="customer", required=True, due_at=T0)],
+    )
+    assert run(effects.carry_out, late).superseded
+    with sessions() as session:
+        onboarding = session.get(Onboarding, "acme")
+        assert (onboarding.run_id, onboarding.stage) == ("run-2", "depart")
+        assert session.exec(select(Task)).all() == []
+        assert session.exec(select(Notification)).all() == []

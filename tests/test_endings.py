@@ -101,6 +101,104 @@ async def test_a_cancel_from_temporal_closes_the_books_tells_the_csm_and_not_the
     await record_history(handle, "onboarding-acme-cancelled-in-temporal")
 
 
+async def test_a_cancel_from_temporal_takes_the_roster_s_answer_first(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
+) -> None:
+    """Cancelled while the roster chooses the CSM at handoff: the choice is taken (so that
+    CSM is told, and their seat freed), no entry action follows, the run ends CANCELED."""
+    handle = await client.start_workflow(
+        OnboardingWorkflow.run,
+        onboarding_input(deal("acme")),
+        id="onboarding-acme",
+        task_queue=worker.task_queue,
+    )
+    await reach(handle, Stage.DEPART)
+    await idle(handle)
+    assign._SQLITE_LOCK.acquire()  # the roster is busy
+    try:
+        await handle.signal(OnboardingWorkflow.contract_signed, MilestoneSignal(by="ae-001"))
+        await eventually(lambda: pending(handle, "assign_csm"))
+        await handle.cancel()
+        await asyncio.sleep(0.3)
+    finally:
+        assign._SQLITE_LOCK.release()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert (await handle.describe()).status is WorkflowExecutionStatus.CANCELED
+    notice = mailbox.one("onboarding-acme:cancelled:notice")
+    assert notice["To"].addresses[0].addr_spec == CSM  # the CSM the roster had just chosen
+    onboarding = row(session)
+    assert (onboarding.stage, onboarding.csm_id) == ("cancelled", "csm-007")
+    assert onboarding.closed_at is not None and active_loads(session) == {}
+    assert "onboarding-acme:kickoff:welcome" not in mailbox.received()  # no entry actions
+    assert not session.exec(select(Task)).all()
+
+
+async def test_a_cancel_from_temporal_answers_an_update_under_way_first(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
+) -> None:
+    from models.journey import ReassignCsm
+
+    handle, _ = await start_in_adopt(time_env, client, worker)
+    assign._SQLITE_LOCK.acquire()  # the roster is busy with the reassignment
+    try:
+        reassigned = asyncio.create_task(
+            handle.execute_update(
+                OnboardingWorkflow.reassign_csm,
+                ReassignCsm(to="csm-009", reason="Jonas knows them", by="lena"),
+            )
+        )
+        await eventually(lambda: pending(handle, "reassign_csm"))
+        await handle.cancel()
+        await asyncio.sleep(0.3)
+    finally:
+        assign._SQLITE_LOCK.release()
+    assert (await reassigned).id == "csm-009"  # the lead gets an answer, not a lost update
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert mailbox.one("onboarding-acme:cancelled:notice")["To"].addresses[0].addr_spec == (
+        "jonas.berg@example.com"
+    )
+    onboarding = row(session)
+    assert (onboarding.stage, onboarding.csm_id) == ("cancelled", "csm-009")
+    assert active_loads(session) == {}
+    history = await handle.fetch_history()
+    assert not [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+
+
+async def test_a_cancel_from_temporal_while_a_batch_is_sending_records_after_it(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
+) -> None:
+    handle, _ = await start_in_adopt(time_env, client, worker, PLAYBOOK)
+    mailbox.open.clear()
+    try:
+        weeks = asyncio.create_task(time_env.sleep(5 * DAY + timedelta(hours=1)))
+        await eventually(lambda: mailbox.held > 0)  # the first add-users reminder, sending
+        await handle.cancel()
+        await asyncio.sleep(0.3)
+    finally:
+        mailbox.open.set()
+    await weeks
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert "onboarding-acme:adopt:task:add-users:reminder:1" in mailbox.received()
+    assert "onboarding-acme:cancelled:notice" in mailbox.received()
+    onboarding = row(session)
+    assert onboarding.stage == "cancelled" and onboarding.closed_at is not None
+
+
 def _to(mailbox: Mailbox, address: str) -> list[str]:
     return [str(m["X-Onboarding-Key"]) for m in mailbox.to(address)]
 

@@ -159,3 +159,32 @@ async def test_five_years_of_everboarding_lose_nothing_across_hand_overs(
     await eventually(lambda: "everboarding-acme:churned:farewell" in mailbox.received())
     await time_env.sleep(3 * MONTH)
     assert digest(months + 1) not in mailbox.received()
+
+
+async def test_a_churn_dated_in_the_future_is_recorded_as_now(
+    time_env: WorkflowEnvironment,
+    client: Client,
+    worker: Worker,
+    mailbox: Mailbox,
+    session: Session,
+) -> None:
+    from datetime import UTC, datetime
+
+    request = deal("acme")
+    open_account(lambda: Session(session.get_bind()), "acme")
+    handle: WorkflowHandle = await client.start_workflow(
+        EverboardingWorkflow.run,
+        EverboardingInput(request=request, csm=CSM, cadence=MONTH),
+        id="everboarding-acme",
+        task_queue=worker.task_queue,
+    )
+    await eventually(lambda: "everboarding-acme:keep-learning" in mailbox.received())
+    future = datetime(2036, 1, 1, tzinfo=UTC)
+    await handle.signal(
+        EverboardingWorkflow.customer_churned,
+        Churn(reason=CancelReason.PRICE, by="csm-007", at=future),
+    )
+    await handle.result()
+    session.expire_all()
+    churned = session.get(Onboarding, "acme").churned_at
+    assert churned < future and churned <= (await time_env.get_current_time()).astimezone(UTC)

@@ -10,7 +10,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities.effects import EffectActivities
     from models.academy import CoursePlan
-    from models.activities import Effects, Mail, MailContext, MailTemplate, SupportTicketRecord
+    from models.activities import Effects, Mail, MailContext, MailTemplate
     from models.everboarding import (
         Churn,
         EverboardingInput,
@@ -21,6 +21,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activity_options import run_activity
     from workflows.contract import EVERBOARDING_WORKFLOW, Queries, Signals
     from workflows.metrics import count
+    from workflows.onboarding.readmodel import note_ticket, ticket_records
+    from workflows.onboarding.stages import bound
 
 
 @workflow.defn(name=EVERBOARDING_WORKFLOW)
@@ -42,6 +44,8 @@ class EverboardingWorkflow:
         self._state = input.state.model_copy(deep=True)
         self._churn: Churn | None = None
         self._prefix = f"{info.workflow_id}.{info.first_execution_run_id[:8]}"
+        self._started_at = input.state.started_at or workflow.now()
+        self._state.started_at = self._started_at
 
     @workflow.run
     async def run(self, input: EverboardingInput) -> None:
@@ -150,10 +154,7 @@ class EverboardingWorkflow:
     async def _carry_out(self, effects: Effects) -> None:
         """Hand the pass's mail and records (support tickets waiting) to one activity."""
         state = self._state
-        effects.tickets = [
-            SupportTicketRecord(account_id=effects.account_id, ticket=ticket, at=at)
-            for ticket, at in state.tickets
-        ]
+        effects.tickets = ticket_records(effects.account_id, state.tickets)
         if effects.empty:
             return
         if effects.mails:
@@ -189,19 +190,24 @@ class EverboardingWorkflow:
     def engagement(self, signal: Engagement) -> None:
         """Course progress is kept; a support ticket goes on record (once per id); other
         engagement changes nothing here."""
-        at = min(signal.at or workflow.now(), workflow.now())
+        at = self._bounded(signal.at, "engagement")
         if signal.kind is EngagementKind.COURSE_COMPLETED and signal.value:
             self._state.courses_done.setdefault(signal.value, at)
             self._publish()
         if signal.kind is EngagementKind.SUPPORT_TICKET:
-            ticket = signal.value or at.isoformat()
-            if all(known != ticket for known, _ in self._state.tickets):
-                self._state.tickets.append((ticket, at))
+            note_ticket(self._state.tickets, signal.value or at.isoformat(), at)
 
     @workflow.signal(name=Signals.CUSTOMER_CHURNED)
     def customer_churned(self, churn: Churn) -> None:
         if self._churn is None:
-            self._churn = churn.model_copy(update={"at": churn.at or workflow.now()})
+            self._churn = churn.model_copy(update={"at": self._bounded(churn.at, "churn")})
+
+    def _bounded(self, at: datetime | None, what: str) -> datetime:
+        """An outside time: never in the future, never before this everboarding started."""
+        moment, changed = bound(at, self._started_at, workflow.now())
+        if changed:
+            workflow.logger.warning("%s: %s", what, changed)
+        return moment
 
     def _publish(self) -> None:
         """The run's current details in the Web UI (no PII): what ops ask of an everboarding."""

@@ -461,3 +461,34 @@ def test_the_mail_context_carries_the_champion_named_now_and_no_due_date_once_en
     o.cancel_from_temporal(T0 + DAY)
     o.end(T0 + DAY, batch(T0 + DAY))
     assert o.mail_context(T0 + DAY).due_at is None
+
+
+def test_a_milestone_reported_before_the_one_it_follows_never_makes_first_value_negative() -> None:
+    """The product reports the integration before the CRM reports the signature."""
+    o = onboarding()
+    o.milestone_reported(Milestone.INTEGRATION_DONE, "product", None, T0 + 2 * DAY, None)
+    o.milestone_reported(Milestone.CONTRACT_SIGNED, "crm", None, T0 + 5 * DAY, None)
+    drive(o, Stage.REVIEW, T0 + 6 * DAY, batch())
+    row = o.journey.row(None)
+    assert row.contract_signed_at == T0 + 5 * DAY
+    assert row.first_value_at == T0 + 6 * DAY  # kickoff (recorded on day 6) came before it
+    assert row.first_value_at >= row.kickoff_at >= row.contract_signed_at
+
+
+def test_engagement_reported_in_batches_counts_every_event() -> None:
+    o = onboarding()
+    o.engaged(Engagement(kind=EngagementKind.LOGIN, count=250), T0 + DAY)
+    o.engaged(Engagement(kind=EngagementKind.LOGIN), T0 + 2 * DAY)
+    assert o.state.risk.engagements == {EngagementKind.LOGIN: 251}
+    assert o.state.risk.last_engagement_at == T0 + 2 * DAY
+
+
+def test_a_cancel_drops_the_grants_decided_before_it_with_their_invitations() -> None:
+    o = onboarding(users=[ANA])
+    effects = batch()
+    drive(o, Stage.KICKOFF, T0, effects)
+    assert len(effects.grants) == 2
+    o.journey.cancel(Cancel(reason=CancelReason.PRICE, by="csm-007"), T0)
+    carried = o.complete_batch(effects, T0)
+    assert carried.grants == [] and o.state.learning.academy_users == []
+    assert [m.template for m in carried.mails] == []

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from models.activities import (
     AcademyAccess,
+    CsmRequest,
     Effects,
     HandoffRecord,
     Mail,
@@ -76,12 +77,21 @@ def new_state(request: OnboardingRequest, now: datetime) -> OnboardingState:
 
 
 class Onboarding:
-    def __init__(self, input: OnboardingInput, state: OnboardingState, key_prefix: str) -> None:
+    def __init__(
+        self,
+        input: OnboardingInput,
+        state: OnboardingState,
+        key_prefix: str,
+        chain: str | None = None,
+    ) -> None:
         self.request = input.request
         self.playbook = input.playbook
         self.path = input.path
         self.state = state
         self.key_prefix = key_prefix
+        """Starts every mail key: the workflow id and its run chain."""
+        self.chain = chain
+        """The first run of the workflow's continue-as-new chain: fences its records."""
         account = self.request.account_id
         self.journey = Journey(state.journey, self.playbook, account)
         self.checklist = Checklist(state.clock, self.playbook)
@@ -175,7 +185,7 @@ class Onboarding:
         """Engagement from the product: cheap on purpose (a busy account sends thousands).
         Only the facts move; the wait loop wakes only if that changes what it would do."""
         at, changed = bound(signal.at, self.state.journey.started_at, now)
-        self.risk.engaged(signal.kind, at)
+        self.risk.engaged(signal.kind, at, signal.count)
         self.journey.sign_of_life(at)
         if signal.kind is EngagementKind.SUPPORT_TICKET:
             self.records.ticket(signal.value or at.isoformat(), at)
@@ -200,8 +210,17 @@ class Onboarding:
         self.risk.resume(paused_at, paused_for)
         self.journey.sign_of_life(now)
 
+    def csm_request(self) -> CsmRequest:
+        return CsmRequest(
+            account_id=self.request.account_id,
+            touch_model=self.touch_model,
+            industry=self.request.industry,
+            run_id=self.chain,
+        )
+
     def reassign_request(self, update: ReassignCsm, now: datetime) -> ReassignRequest:
         return ReassignRequest(
+            run_id=self.chain,
             account_id=self.request.account_id,
             number=self.csm.next_reassignment,
             to=update.to,
@@ -235,9 +254,6 @@ class Onboarding:
             self.learning.refuse_users(users)
             return []
         return self.learning.add_users(users)
-
-    def check_users(self) -> None:
-        self.journey.check_running()
 
     def cancel_from_temporal(self, now: datetime) -> None:
         if self.state.journey.cancellation is None and not self.journey.ended:
@@ -276,7 +292,7 @@ class Onboarding:
         if milestone is not None and self.playbook.stage(stage).automated:
             self.journey.record(milestone, "playbook", now, now, "automated for this touch model")
         self._tasks_complete(stage, now, now)
-        self.state.journey.entered = True
+        self.journey.entered()
 
     def assigned(self, brief_key: str, changed: bool, effects: Effects) -> None:
         """The roster answered (and wrote who it chose): keep the AE's notes with the
@@ -481,7 +497,10 @@ class Onboarding:
         messages go (a reminder decided before a cancel does not)."""
         if self.journey.cut_short:
             effects.mails = [m for m in effects.mails if m.template in ENDING_MAIL]
-        batch = effects.model_copy(update=self.unrecorded() | {"at": now})
+            for access in effects.grants:  # never told: not given either
+                self.learning.revoke(access.user)
+            effects.grants = []
+        batch = effects.model_copy(update=self.unrecorded() | {"at": now, "run_id": self.chain})
         if batch.mails:
             batch.context = self.mail_context(now)
         return batch

@@ -49,6 +49,10 @@ class Learning:
         self.state.academy_users += [_email(user) for user in users]
         return users
 
+    def revoke(self, user: Contact) -> None:
+        """A grant that was decided but never carried out (the onboarding was cut short)."""
+        self.state.academy_users.remove(_email(user))
+
     def progress(self, progress_id: str, at: datetime) -> bool:
         """Course progress (`course` or `course/module`); False when it names nothing on the
         path (ignored)."""

@@ -127,6 +127,7 @@ def status(o: Onboarding, now: datetime) -> OnboardingStatus:
         academy_users=learning.academy_users,
         waiting_for_courses=o.learning.waiting_for_courses(now),
         users_waiting=len(learning.users_waiting),
+        users_refused=learning.refused_users,
         closes_at=o.closes_at(),
         run=o.state.run,
     )

@@ -11,16 +11,26 @@ from models.journey import Escalation, StageVisit
 from models.onboarding import RecordedState
 
 
+def note_ticket(pending: list[tuple[str, datetime]], ticket: str, at: datetime) -> None:
+    """A support ticket to put on record, once per id while it waits (the database's key
+    sees to repeats across batches and runs)."""
+    if all(known != ticket for known, _ in pending):
+        pending.append((ticket, at))
+
+
+def ticket_records(
+    account_id: str, pending: list[tuple[str, datetime]]
+) -> list[SupportTicketRecord]:
+    return [SupportTicketRecord(account_id=account_id, ticket=t, at=at) for t, at in pending]
+
+
 class ReadModel:
     def __init__(self, state: RecordedState, account_id: str) -> None:
         self.state = state
         self.account_id = account_id
 
     def ticket(self, ticket: str, at: datetime) -> None:
-        """A support ticket to put on record (once per id: the database's key sees to
-        repeats across batches and runs)."""
-        if all(known != ticket for known, _ in self.state.tickets):
-            self.state.tickets.append((ticket, at))
+        note_ticket(self.state.tickets, ticket, at)
 
     def differences(
         self,
@@ -46,10 +56,7 @@ class ReadModel:
         if new_escalations := [e for e in escalations if recorded.escalations.get(e.number) != e]:
             changes["escalations"] = [e.model_copy(deep=True) for e in new_escalations]
         if recorded.tickets:
-            changes["tickets"] = [
-                SupportTicketRecord(account_id=self.account_id, ticket=ticket, at=at)
-                for ticket, at in recorded.tickets
-            ]
+            changes["tickets"] = ticket_records(self.account_id, recorded.tickets)
         return changes
 
     def recorded(self, effects: Effects) -> None:

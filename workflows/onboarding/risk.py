@@ -92,6 +92,8 @@ class Rung:
     escalation: Escalation
     role: str
     person: Contact | None
+    raised: bool
+    """The escalation's first rung (else it climbed)."""
 
 
 class RiskWatch:
@@ -102,9 +104,9 @@ class RiskWatch:
 
     # --- facts ----------------------------------------------------------------------------
 
-    def engaged(self, kind: EngagementKind, at: datetime) -> None:
+    def engaged(self, kind: EngagementKind, at: datetime, count: int = 1) -> None:
         state = self.state
-        state.engagements[kind] = state.engagements.get(kind, 0) + 1
+        state.engagements[kind] = state.engagements.get(kind, 0) + count
         if state.last_engagement_at is None or at > state.last_engagement_at:
             state.last_engagement_at = at
         state.quiet_from = max(state.quiet_from, at)
@@ -211,7 +213,7 @@ class RiskWatch:
                 reasons=state.assessment.reasons,
             )
             state.escalations.append(raised)
-            rungs.append(self._tell(raised, now, csm))
+            rungs.append(self._tell(raised, now, csm, raised=True))
         escalation = self.open_escalation()
         if (
             escalation is not None
@@ -219,10 +221,12 @@ class RiskWatch:
             and escalation.next_level_at <= now
         ):
             escalation.level += 1
-            rungs.append(self._tell(escalation, now, csm))
+            rungs.append(self._tell(escalation, now, csm, raised=False))
         return rungs
 
-    def _tell(self, escalation: Escalation, now: datetime, csm: Contact | None) -> Rung:
+    def _tell(
+        self, escalation: Escalation, now: datetime, csm: Contact | None, raised: bool
+    ) -> Rung:
         """Who hears of the escalation at its level. Before there is a CSM, the CSM's rung
         goes to the CS lead (the ladder's next rung), or to the queue inbox if it has none."""
         ladder = self.playbook.escalation.ladder
@@ -238,7 +242,7 @@ class RiskWatch:
         else:
             role, person = rung.role, _contact(rung)
         escalation.notified.append(role)
-        return Rung(escalation=escalation, role=role, person=person)
+        return Rung(escalation=escalation, role=role, person=person, raised=raised)
 
     def lead(self) -> Contact | None:
         """The CS lead: the ladder's first rung above the CSM (None: the queue inbox)."""
@@ -252,7 +256,9 @@ class RiskWatch:
         return escalation
 
     def acknowledge(self, by: str, note: str | None, now: datetime) -> Escalation:
-        escalation = self.check_acknowledge("")
+        """Acknowledge the open escalation (its validator checked there is one)."""
+        escalation = self.open_escalation()
+        assert escalation is not None
         escalation.acknowledged_at = now
         escalation.acknowledged_by = by
         escalation.note = note

@@ -75,6 +75,13 @@ class Journey:
     def entered_at(self) -> datetime:
         return self.state.history[-1].entered_at
 
+    def entered(self) -> None:
+        """The current stage's entry actions are done (a new run does not repeat them)."""
+        self.state.entered = True
+
+    def everboarding_started(self, workflow_id: str) -> None:
+        self.state.everboarding_id = workflow_id
+
     def sign_of_life(self, at: datetime) -> None:
         self.state.last_activity_at = max(self.state.last_activity_at, at)
 
@@ -190,9 +197,16 @@ class Journey:
 
     # --- what the read model says ---------------------------------------------------------
 
+    def applied_at(self, milestone: Milestone) -> datetime | None:
+        """When an applied milestone happened, never before the milestones it follows (a
+        system may report integration before the CRM reports the signature)."""
+        if not self.applied(milestone):
+            return None
+        recorded = self.state.milestones
+        return max(recorded[m].at for m in [*milestone.prerequisites, milestone] if m in recorded)
+
     def row(self, lapses_at: datetime | None) -> RowFacts:
-        def at(milestone: Milestone) -> datetime | None:
-            return self.state.milestones[milestone].at if self.applied(milestone) else None
+        at = self.applied_at
 
         stage, now = self.state.stage, self.entered_at
         return RowFacts(

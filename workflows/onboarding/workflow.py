@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -17,7 +17,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.assign import AssignActivities
     from activities.effects import EffectActivities
     from models.activities import (
-        CsmRequest,
         Effects,
     )
     from models.journey import (
@@ -61,10 +60,9 @@ with workflow.unsafe.imports_passed_through():
 
 T = TypeVar("T")
 
-# No run of an onboarding grows past this many history events: it continues as new from
-# four fifths of it (or when the server suggests it), leaving room for the messages that
-# arrive while it hands over. The happy path stays far below (about 80); a busy account's
-# flood of engagement reaches it.
+# The history budget of one run: it continues as new from four fifths of it (or when the
+# server suggests it), leaving room for the messages that arrive while it hands over. The
+# happy path stays far below (about 80); a busy account's flood of engagement reaches it.
 HISTORY_BUDGET = 2_500
 HAND_OVER_AT = HISTORY_BUDGET * 4 // 5
 
@@ -92,8 +90,8 @@ class OnboardingWorkflow:
         state = input.state or new_state(input.request, workflow.now())
         # Mail keys name the chain (its first run), so a new onboarding under the same id
         # after a failed or terminated one sends its own mail.
-        prefix = f"{info.workflow_id}.{info.first_execution_run_id[:8]}"
-        self._o = Onboarding(input, state, prefix)
+        chain = info.first_execution_run_id
+        self._o = Onboarding(input, state, f"{info.workflow_id}.{chain[:8]}", chain)
         self._input = input
         self._effects = self._batch()
         self._flushing = asyncio.Lock()
@@ -109,9 +107,12 @@ class OnboardingWorkflow:
         try:
             await self._journey()
         except asyncio.CancelledError:
-            # Cancelled from Temporal: the books are closed before the run ends CANCELED.
+            # Cancelled from Temporal: the books are closed (and a CSM's update under way
+            # answered) before the run ends CANCELED.
             self._o.cancel_from_temporal(workflow.now())
+            await workflow.wait_condition(workflow.all_handlers_finished)
             await self._end()
+            self._count("onboarding_cancelled")
             raise
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._count(f"onboarding_{self._o.journey.stage}")
@@ -144,6 +145,8 @@ class OnboardingWorkflow:
             await self._assign(f"{stage}:brief")
         if stage is Stage.HANDOFF:
             await self._assign("handoff:brief")
+        if o.journey.ending:  # cancelled while the roster answered: no entry actions
+            return
         o.enter(workflow.now(), self._effects)
         if stage is Stage.EXPAND:
             await self._start_everboarding()
@@ -185,7 +188,7 @@ class OnboardingWorkflow:
                 await self._assign("high-touch:brief")  # a named CSM, copied on reminders
             if not o.journey.ending:
                 for rung in o.escalate(now, self._effects):
-                    raised = len(rung.escalation.notified) == 1
+                    raised = rung.raised
                     self._count(f"onboarding_escalations_{'raised' if raised else 'climbed'}")
                     workflow.logger.warning(
                         "escalation #%d %s, told %s: %s",
@@ -223,9 +226,9 @@ class OnboardingWorkflow:
                     batch,
                     summary=batch.summary(),
                     start_to_close=timedelta(minutes=5),
-                )
+                ),
+                then=lambda _: o.records.recorded(batch),
             )
-            o.records.recorded(batch)
 
     async def _assign(self, brief_key: str) -> None:
         """Ask the roster for a CSM for the touch model in force (serialised with
@@ -234,18 +237,14 @@ class OnboardingWorkflow:
         if not o.state.recorded.opened:
             await self._flush()  # the roster needs the onboarding's row
         async with self._assigning:
-            csm = await _shielded(
+            await _shielded(
                 run_activity(
                     AssignActivities.assign_csm,
-                    CsmRequest(
-                        account_id=o.request.account_id,
-                        touch_model=o.touch_model,
-                        industry=o.request.industry,
-                    ),
+                    o.csm_request(),
                     summary=f"assign a CSM ({o.touch_model}-touch)",
-                )
+                ),
+                then=lambda csm: o.assigned(brief_key, o.csm.assigned(csm), self._effects),
             )
-            o.assigned(brief_key, o.csm.assigned(csm), self._effects)
 
     async def _start_everboarding(self) -> None:
         o = self._o
@@ -268,7 +267,7 @@ class OnboardingWorkflow:
         except WorkflowAlreadyStartedError:
             # A returning customer whose everboarding never stopped: keep that one.
             workflow.logger.info("everboarding %s already running; keeping it", child_id)
-        o.state.journey.everboarding_id = child_id
+        o.journey.everboarding_started(child_id)
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -303,8 +302,13 @@ class OnboardingWorkflow:
         )
 
     async def _continue_as_new(self) -> None:
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await self._flush()
+        # Whatever a handler decided is carried out first (its mail is not in the state);
+        # nothing awaits between the last check and the hand-over.
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if not self._effects.decided:
+                break
+            await self._flush()
         o = self._o
         o.state.run += 1
         workflow.logger.info("continuing as new (run %d)", o.state.run)
@@ -459,7 +463,7 @@ class OnboardingWorkflow:
 
     @add_users.validator
     def _check_users(self, update: UsersAdded) -> None:
-        self._o.check_users()
+        self._o.journey.check_running()
 
     @workflow.update(name=Updates.REASSIGN_CSM)
     async def reassign_csm(self, update: ReassignCsm) -> CsmRef:
@@ -477,21 +481,30 @@ class OnboardingWorkflow:
         self._o.csm.check_reassign(update, self._reassigning)
 
     async def _reassign(self, update: ReassignCsm) -> CsmRef:
-        o, request = self._o, self._o.reassign_request(update, workflow.now())
+        o = self._o
         try:
-            after = await _shielded(
+            o.journey.check_running()  # it may have ended while this waited its turn
+        except ValueError as refused:
+            raise ApplicationError(
+                str(refused), type="ReassignRefused", non_retryable=True
+            ) from None
+        request = o.reassign_request(update, workflow.now())
+        answers: list[CsmRef] = []
+        try:
+            await _shielded(
                 run_activity(
                     AssignActivities.reassign_csm, request, summary=f"reassign to {update.to}"
-                )
+                ),
+                then=answers.append,
             )
         except ActivityError as error:
             # The roster refused (unknown, inactive, at capacity): nothing changed.
             cause = error.cause
             message = cause.message if isinstance(cause, ApplicationError) else str(error)
             raise ApplicationError(message, type="ReassignRefused", non_retryable=True) from None
-        o.reassigned(request.number, after, update.reason, self._effects)
+        o.reassigned(request.number, answers[0], update.reason, self._effects)
         await self._flush()
-        return after
+        return answers[0]
 
     # --- the query ------------------------------------------------------------------------
 
@@ -500,12 +513,13 @@ class OnboardingWorkflow:
         return publish.status(self._o, workflow.now())
 
 
-async def _shielded(operation: Awaitable[T]) -> T:
-    """Let an activity that has started finish even if the run is cancelled meanwhile: its
-    effects are then on record before the cancellation is (see `run`)."""
+async def _shielded(operation: Awaitable[T], then: Callable[[T], None]) -> None:
+    """Let an activity that has started finish even if the run is cancelled meanwhile, and
+    take its answer (`then`) either way: what it did is then known before the cancellation is
+    recorded (see `run`)."""
     task = asyncio.ensure_future(operation)
     try:
-        return await asyncio.shield(task)
+        then(await asyncio.shield(task))
     except asyncio.CancelledError:
-        await task
+        then(await task)
         raise
