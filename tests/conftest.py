@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -31,6 +32,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities import assign
 from activities.records import Records
 from infra.db import SessionFactory, make_engine, migrate, session_factory
 from infra.settings import Settings
@@ -349,6 +351,14 @@ async def start_in_adopt(
     entered = (await reach(handle, Stage.ADOPT)).stage_entered_at
     await idle(handle)
     return handle, entered
+
+
+@contextmanager
+def roster_busy() -> Iterator[None]:
+    """Hold the roster's lock (SQLite's process-wide one: the tests' worker runs in this
+    process), so every CSM assignment waits until the block ends."""
+    with assign._SQLITE_LOCK:
+        yield
 
 
 async def pending(handle: WorkflowHandle, activity_type: str) -> bool:

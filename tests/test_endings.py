@@ -19,7 +19,6 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import assign
 from infra.roster import active_loads
 from models.journey import (
     Cancel,
@@ -44,6 +43,7 @@ from tests.conftest import (
     pending,
     reach,
     record_history,
+    roster_busy,
     start_in_adopt,
 )
 from tests.test_deadlines import LADDER_PLAYBOOK, PLAYBOOK
@@ -118,14 +118,11 @@ async def test_a_cancel_from_temporal_takes_the_roster_s_answer_first(
     )
     await reach(handle, Stage.DEPART)
     await idle(handle)
-    assign._SQLITE_LOCK.acquire()  # the roster is busy
-    try:
+    with roster_busy():
         await handle.signal(OnboardingWorkflow.contract_signed, MilestoneSignal(by="ae-001"))
         await eventually(lambda: pending(handle, "assign_csm"))
         await handle.cancel()
         await asyncio.sleep(0.3)
-    finally:
-        assign._SQLITE_LOCK.release()
     with pytest.raises(WorkflowFailureError):
         await handle.result()
     assert (await handle.describe()).status is WorkflowExecutionStatus.CANCELED
@@ -148,8 +145,7 @@ async def test_a_cancel_from_temporal_answers_an_update_under_way_first(
     from models.journey import ReassignCsm
 
     handle, _ = await start_in_adopt(time_env, client, worker)
-    assign._SQLITE_LOCK.acquire()  # the roster is busy with the reassignment
-    try:
+    with roster_busy():  # the roster is busy with the reassignment
         reassigned = asyncio.create_task(
             handle.execute_update(
                 OnboardingWorkflow.reassign_csm,
@@ -159,8 +155,6 @@ async def test_a_cancel_from_temporal_answers_an_update_under_way_first(
         await eventually(lambda: pending(handle, "reassign_csm"))
         await handle.cancel()
         await asyncio.sleep(0.3)
-    finally:
-        assign._SQLITE_LOCK.release()
     assert (await reassigned).id == "csm-009"  # the lead gets an answer, not a lost update
     with pytest.raises(WorkflowFailureError):
         await handle.result()
@@ -276,10 +270,9 @@ async def test_a_cancel_accepted_mid_pass_stops_the_rest_of_it(
         }
     )
     handle, _ = await start_in_adopt(time_env, client, worker, playbook, "globex")
-    assign._SQLITE_LOCK.acquire()  # the roster is busy (the worker shares this process)
     # Quiet for 14 days: high risk. (Time stands still while the roster holds the pass.)
     weeks = asyncio.create_task(time_env.sleep(14 * DAY + timedelta(hours=1)))
-    try:
+    with roster_busy():
         await eventually(lambda: pending(handle, "assign_csm"))
         await handle.execute_update(
             OnboardingWorkflow.cancel, Cancel(reason=CancelReason.NO_VALUE, by="csm-pool")
@@ -295,8 +288,6 @@ async def test_a_cancel_accepted_mid_pass_stops_the_rest_of_it(
             with pytest.raises(WorkflowUpdateFailedError) as refused:
                 await handle.execute_update(update, arg)
             assert "the onboarding of globex is being cancelled" in refused.value.cause.message
-    finally:
-        assign._SQLITE_LOCK.release()
     await weeks
     final = await handle.result()
     assert final.stage is Stage.CANCELLED

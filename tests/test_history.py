@@ -16,7 +16,6 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities import assign
 from infra.settings import Settings
 from models.journey import (
     Acknowledge,
@@ -47,6 +46,7 @@ from tests.conftest import (
     onboarding_input,
     pending,
     reach,
+    roster_busy,
     sent_keys,
 )
 from worker import build_worker
@@ -236,8 +236,7 @@ async def test_a_hand_over_waits_for_an_update_under_way(
             )
             await reach(handle, Stage.KICKOFF)
             runs_before = (await handle.query(OnboardingWorkflow.status)).run
-            assign._SQLITE_LOCK.acquire()  # the roster is busy (the worker is in this process)
-            try:
+            with roster_busy():
                 moved = asyncio.create_task(
                     handle.execute_update(
                         OnboardingWorkflow.reassign_csm,
@@ -250,8 +249,6 @@ async def test_a_hand_over_waits_for_an_update_under_way(
                         OnboardingWorkflow.engagement, Engagement(kind=EngagementKind.LOGIN)
                     )
                 await asyncio.sleep(1)
-            finally:
-                assign._SQLITE_LOCK.release()
             assert (await moved).id == "csm-009"
             status = await handle.query(OnboardingWorkflow.status)
             assert status.csm_id == "csm-009" and status.run > runs_before

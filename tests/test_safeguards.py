@@ -13,7 +13,6 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities import assign
 from models.journey import (
     CompleteMilestone,
     Engagement,
@@ -36,6 +35,7 @@ from tests.conftest import (
     pending,
     reach,
     record_history,
+    roster_busy,
     start_in_adopt,
 )
 from tests.test_deadlines import LADDER_PLAYBOOK, escalation_mails
@@ -127,8 +127,7 @@ async def test_reassignment_waits_for_an_automatic_assignment_under_way(
     await reach(handle, Stage.KICKOFF)
     await idle(handle)
     set_capacity(session, csm_007=5, csm_009=5)
-    assign._SQLITE_LOCK.acquire()  # the roster is busy when the next try comes
-    try:
+    with roster_busy():  # the roster is busy when the next try comes
         await handle.signal(OnboardingWorkflow.kickoff_held, MilestoneSignal(by="csm-007"))
         await eventually(lambda: pending(handle, "assign_csm"))
         reassigned = asyncio.create_task(
@@ -140,8 +139,6 @@ async def test_reassignment_waits_for_an_automatic_assignment_under_way(
         await asyncio.sleep(0.5)
         assert not reassigned.done()  # it waits its turn: not even asked of the roster yet
         assert not await pending(handle, "reassign_csm")
-    finally:
-        assign._SQLITE_LOCK.release()
     moved = await reassigned
     assert moved.id == "csm-009"
     await idle(handle)
