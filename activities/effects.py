@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from activities.notify import Notify
+from activities.notify import Notify, Outcome
 from activities.records import Records
-from models.activities import Effects, EffectsDone
+from models.activities import Effects, EffectsDone, MailFailure
 from models.journey import Contact
 
 
@@ -45,13 +45,25 @@ class EffectActivities:
             records.escalation(account, escalation)
         if effects.churn is not None:
             records.churn(account, effects.churn)
-        delivered = []
+        activity.heartbeat("recorded")
+        done = EffectsDone()
         for mail in effects.mails:
             assert effects.context is not None, "a batch with mail carries their context"
             context = mail.context(effects.context)
-            if self.notify.send_email(mail, context, account, mail.to or self.queue):
-                delivered.append(mail.key)
-            if mail.chat and self.notify.send_chat(mail, context, account):
-                delivered.append(f"{mail.key}:chat")
+            sent = self.notify.send_email(mail, context, account, mail.to or self.queue)
+            chat = self.notify.send_chat(mail, context, account) if mail.chat else Outcome()
+            for key, outcome in ((mail.key, sent), (f"{mail.key}:chat", chat)):
+                if outcome.sent:
+                    done.delivered.append(key)
+                if outcome.failure is not None:
+                    failure = outcome.failure
+                    done.failed.append(
+                        MailFailure(
+                            key=key,
+                            template=mail.template,
+                            error_type=failure.error_type,
+                            reason=failure.reason,
+                        )
+                    )
             activity.heartbeat(mail.key)
-        return EffectsDone(delivered=delivered)
+        return done

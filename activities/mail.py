@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import smtplib
+import ssl
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +15,13 @@ from email.utils import formataddr
 from pathlib import Path
 from typing import Any, Protocol
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    select_autoescape,
+)
 
 from infra.settings import Settings
 from models.journey import Contact
@@ -80,6 +89,31 @@ class Transport(Protocol):
     def send(self, message: EmailMessage) -> None: ...
 
 
+class MailRefused(Exception):
+    """The server refused this message for good (5xx): retrying it as it is cannot help."""
+
+    def __init__(self, error_type: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error_type = error_type
+        self.reason = reason
+
+
+def permanent_failure(error: Exception) -> tuple[str, str] | None:
+    """(type, reason) when a message can never be built as it is; None for anything else
+    (retried). Reasons carry no personal data."""
+    if isinstance(error, TemplateError):
+        return "TemplateError", f"{type(error).__name__}: {error.message}"
+    if isinstance(error, ValueError) and "linefeed" in str(error):
+        return "InvalidHeader", "a header value (a name or subject) contains a line break"
+    if isinstance(error, (ValueError, TypeError, UnicodeError)):
+        return "InvalidMessage", f"the message cannot be built: {type(error).__name__}"
+    return None
+
+
+# A message's file is named by its key, with anything unsafe in a file name replaced.
+UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
 class FileOutbox:
     """Writes each message as an .eml file, named by its key: a newcomer can read what was sent."""
 
@@ -88,26 +122,66 @@ class FileOutbox:
 
     def send(self, message: EmailMessage) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = str(message["X-Onboarding-Key"]).replace(":", "_") + ".eml"
+        name = UNSAFE_IN_NAME.sub("_", str(message["X-Onboarding-Key"])) + ".eml"
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(fd, "wb") as file:
-            file.write(message.as_bytes())
-        os.replace(tmp, self.directory / name)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(message.as_bytes())
+            os.replace(tmp, self.directory / name)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 class SmtpTransport:
+    """SMTP with TLS that verifies the server (STARTTLS or implicit), per SMTP_TLS."""
+
+    TIMEOUT = 30  # seconds per operation (notify.LEASE is sized from it)
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.context = ssl.create_default_context(
+            cafile=str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+        )
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        assert s.smtp_host is not None
+        if s.smtp_tls == "implicit":
+            return smtplib.SMTP_SSL(
+                s.smtp_host, s.smtp_port, timeout=self.TIMEOUT, context=self.context
+            )
+        smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=self.TIMEOUT)
+        if s.smtp_tls == "starttls":
+            try:
+                smtp.starttls(context=self.context)
+            except BaseException:
+                smtp.close()
+                raise
+        return smtp
 
     def send(self, message: EmailMessage) -> None:
         s = self.settings
-        assert s.smtp_host is not None
-        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=30) as smtp:
-            if s.smtp_starttls:
-                smtp.starttls()
+        with self._connect() as smtp:
             if s.smtp_username and s.smtp_password:
                 smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
-            smtp.send_message(message)
+            try:
+                smtp.send_message(message)
+            except smtplib.SMTPRecipientsRefused as error:
+                codes = sorted({code for code, _ in error.recipients.values()})
+                if all(code >= 500 for code in codes):
+                    # The server's text can quote the address: keep only the codes.
+                    shown = ", ".join(map(str, codes))
+                    raise MailRefused(
+                        "RecipientRefused", f"the mail server refused the recipient ({shown})"
+                    ) from None
+                raise
+            except smtplib.SMTPDataError as error:
+                if error.smtp_code >= 500:
+                    raise MailRefused(
+                        "MessageRefused", f"the mail server refused the message ({error.smtp_code})"
+                    ) from None
+                raise
 
 
 def transport_from_settings(settings: Settings) -> Transport:

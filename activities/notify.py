@@ -1,18 +1,73 @@
-"""Mail and chat: render, record in the outbox, deliver once per business key. Plain methods,
-called by the effects activity (activities/effects.py)."""
+"""Mail and chat: render, claim in the outbox, deliver, mark. Plain methods, called by the
+effects activity (activities/effects.py).
+
+The guarantee (README: Side effects): a message is delivered at most once per business key,
+except in one window no sender can close — the process dies (or loses its database for
+longer than `MARK_RETRIES` allow) after the server accepted the message and before the
+outbox says `sent`. Then the message goes again once the claim's lease has run out, under the
+same `Message-ID`, so the receiving side can drop it.
+"""
 
 from __future__ import annotations
 
-import apprise
-from sqlmodel import select
-from temporalio import activity
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 
-from activities.mail import Transport, build_message, render, template_environment
+import apprise
+from sqlalchemy import and_, or_, update
+from sqlalchemy.exc import OperationalError
+from sqlmodel import select
+
+from activities.mail import (
+    MailRefused,
+    Transport,
+    build_message,
+    permanent_failure,
+    render,
+    template_environment,
+)
 from infra.db import SessionFactory, commit_once
 from infra.settings import Settings
 from models.activities import Mail, MailContext
 from models.journey import Contact
 from models.tables import Notification, utcnow
+
+log = logging.getLogger(__name__)
+
+# How long a claim stays another attempt's: longer than one attempt can take between claim
+# and mark (SMTP's 30 s per operation over a handful of operations, plus the mark's retries),
+# so a claim still held means its attempt may still be sending; an expired one, that it died.
+LEASE = timedelta(minutes=10)
+# The mark after a delivery is retried in the attempt (a dropped database connection is
+# usually back within seconds): every failed mark is a message the retry would send again.
+MARK_RETRIES = (0.5, 1, 2, 4, 8)
+
+
+Send = Callable[[], None]
+
+
+class MailBusy(Exception):
+    """Another attempt holds this message's claim: the activity retries later (retryable)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A message that can never go as it is (refused, invalid, template error)."""
+
+    key: str
+    error_type: str
+    reason: str
+    """Free of personal data: the server's own words can quote the address, so not those."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    sent: bool = False
+    failure: Failure | None = None
 
 
 class Notify:
@@ -22,9 +77,10 @@ class Notify:
         self.settings = settings
         self.templates = template_environment()
         self.chat = apprise.Apprise()
-        for url in settings.chat_urls:
+        for number, url in enumerate(settings.chat_urls.get_secret_value(), start=1):
             if not self.chat.add(url):
-                raise ValueError(f"CHAT_URLS: apprise does not understand {url!r}")
+                # The URL carries the webhook's token: name its position, never the URL.
+                raise ValueError(f"CHAT_URLS: apprise does not understand URL #{number}")
 
     def _links(self) -> dict[str, str]:
         s = self.settings
@@ -35,35 +91,19 @@ class Notify:
             "exit_survey": s.exit_survey_url,
         }
 
-    def _claim(self, row: Notification) -> bool:
-        """Write the outbox row `pending`; False when this key was already sent. (An attempt
-        that overlaps another still sending finds it `pending` and sends too: only the mark
-        `sent` stops a resend.)"""
-        with self.sessions() as session:
-            found = session.exec(select(Notification).where(Notification.key == row.key)).first()
-            if found is not None:
-                return found.status != "sent"
-            session.add(row)
-            return commit_once(session)
+    def send_email(self, mail: Mail, context: MailContext, account_id: str, to: Contact) -> Outcome:
+        """Deliver one message at most once per key (see the module's docstring)."""
 
-    def _mark_sent(self, key: str) -> None:
-        with self.sessions() as session:
-            row = session.exec(select(Notification).where(Notification.key == key)).one()
-            row.status = "sent"
-            row.sent_at = utcnow()
-            session.add(row)
-            session.commit()
-
-    def send_email(self, mail: Mail, context: MailContext, account_id: str, to: Contact) -> bool:
-        """Deliver one message once per key; False when it was sent before (a retry, a
-        replay, an overlapping attempt)."""
-        rendered = render(
-            self.templates,
-            mail.template,
-            context.model_dump() | {"recipient": to.model_dump(), "links": self._links()},
-        )
-        claimed = self._claim(
-            Notification(
+        def draft() -> tuple[Notification, Send]:
+            rendered = render(
+                self.templates,
+                mail.template,
+                context.model_dump() | {"recipient": to.model_dump(), "links": self._links()},
+            )
+            message = build_message(
+                rendered, key=mail.key, sender=self.settings.mail_from, to=to, cc=mail.cc
+            )
+            row = Notification(
                 key=mail.key,
                 account_id=account_id,
                 template=mail.template,
@@ -71,31 +111,25 @@ class Notify:
                 subject=rendered.subject,
                 body_text=rendered.text,
             )
-        )
-        if not claimed:
-            return False
-        message = build_message(
-            rendered, key=mail.key, sender=self.settings.mail_from, to=to, cc=mail.cc
-        )
-        self.transport.send(message)
-        self._mark_sent(mail.key)
-        activity.logger.info("mail %s sent", mail.key)
-        return True
+            return row, lambda: self.transport.send(message)
 
-    def send_chat(self, mail: Mail, context: MailContext, account_id: str) -> bool:
-        """Post the message's chat version to the team's chat, once per key; False when
-        already posted or no chat is configured (CHAT_URLS)."""
-        if not self.settings.chat_urls:
-            return False
+        return self._deliver(mail.key, account_id, draft)
+
+    def send_chat(self, mail: Mail, context: MailContext, account_id: str) -> Outcome:
+        """Post the message's chat version to the team's chat, once per key (`{key}:chat`);
+        nothing when no chat is configured (CHAT_URLS)."""
+        if not self.settings.chat_urls.get_secret_value():
+            return Outcome()
         key = f"{mail.key}:chat"
-        rendered = render(
-            self.templates,
-            mail.template,
-            context.model_dump() | {"links": self._links()},
-            kind="chat",
-        )
-        claimed = self._claim(
-            Notification(
+
+        def draft() -> tuple[Notification, Send]:
+            rendered = render(
+                self.templates,
+                mail.template,
+                context.model_dump() | {"links": self._links()},
+                kind="chat",
+            )
+            row = Notification(
                 key=key,
                 account_id=account_id,
                 channel="chat",
@@ -104,11 +138,117 @@ class Notify:
                 subject=rendered.subject,
                 body_text=rendered.text,
             )
-        )
-        if not claimed:
-            return False
-        if not self.chat.notify(title=rendered.subject, body=rendered.text):
-            # Retried by the activity's policy; apprise has logged which service failed.
-            raise RuntimeError(f"chat delivery failed for {key}")
-        self._mark_sent(key)
-        return True
+
+            def post() -> None:
+                if not self.chat.notify(title=rendered.subject, body=rendered.text):
+                    # Retried by the activity's policy; apprise has logged which service.
+                    raise RuntimeError(f"chat delivery failed for {key}")
+
+            return row, post
+
+        return self._deliver(key, account_id, draft)
+
+    def _deliver(
+        self, key: str, account_id: str, draft: Callable[[], tuple[Notification, Send]]
+    ) -> Outcome:
+        try:
+            row, send = draft()
+        except Exception as error:
+            failure = permanent_failure(error)
+            if failure is None:
+                raise
+            return self._failed(key, None, Failure(key, *failure), account_id)
+        token = uuid.uuid4().hex
+        claimed = self._claim(row, token)
+        if claimed is not None:
+            return claimed
+        try:
+            send()
+        except MailRefused as refused:
+            return self._failed(
+                key, token, Failure(key, refused.error_type, refused.reason), account_id
+            )
+        self._mark_sent(key, token)
+        log.info("mail %s sent", key)
+        return Outcome(sent=True)
+
+    def _claim(self, row: Notification, token: str) -> Outcome | None:
+        """Take the message's claim for this attempt (None), or say why not: sent or failed
+        before (an Outcome), or held by a live attempt (MailBusy, retried)."""
+        now = utcnow()
+        row.status, row.claimed_by, row.lease_until, row.attempts = "sending", token, now + LEASE, 1
+        with self.sessions() as session:
+            session.add(row)
+            if commit_once(session):
+                return None
+        with self.sessions() as session:
+            # Atomic: of two attempts racing for an expired claim, one row update wins.
+            taken = session.exec(  # type: ignore[call-overload]
+                update(Notification)
+                .where(Notification.key == row.key)  # type: ignore[arg-type]
+                .where(
+                    or_(
+                        Notification.status == "pending",  # type: ignore[arg-type]
+                        and_(Notification.status == "sending", Notification.lease_until < now),  # type: ignore[arg-type,operator]
+                    )
+                )
+                .values(
+                    status="sending",
+                    claimed_by=token,
+                    lease_until=now + LEASE,
+                    attempts=Notification.attempts + 1,
+                )
+            )
+            session.commit()
+            if taken.rowcount == 1:
+                return None
+            found = session.exec(select(Notification).where(Notification.key == row.key)).one()
+        if found.status == "sent":
+            return Outcome()
+        if found.status == "failed":
+            return Outcome(failure=Failure(row.key, found.error_type or "", found.error or ""))
+        raise MailBusy(f"{row.key} is claimed by another attempt until {found.lease_until}")
+
+    def _mark_sent(self, key: str, token: str) -> None:
+        for pause in (*MARK_RETRIES, None):
+            try:
+                with self.sessions() as session:
+                    marked = session.exec(  # type: ignore[call-overload]
+                        update(Notification)
+                        .where(Notification.key == key, Notification.claimed_by == token)  # type: ignore[arg-type]
+                        .values(status="sent", sent_at=utcnow(), lease_until=None)
+                    )
+                    session.commit()
+                if marked.rowcount == 0:  # only if this attempt outlived its lease
+                    log.warning("mail %s: sent after its claim ran out", key)
+                return
+            except OperationalError:
+                if pause is None:
+                    raise
+                log.warning("mail %s sent; recording it failed, retrying in %ss", key, pause)
+                time.sleep(pause)
+
+    def _failed(self, key: str, token: str | None, failure: Failure, account_id: str) -> Outcome:
+        """Record that the message cannot go, so no attempt tries it again: the onboarding
+        raises an incident, and a retry after the data is fixed sends it under a new key."""
+        with self.sessions() as session:
+            row = session.exec(select(Notification).where(Notification.key == key)).first()
+            if row is not None and row.status == "sent":
+                return Outcome()  # sent before the template broke (a retried old batch)
+            if row is not None and token is not None and row.claimed_by != token:
+                raise MailBusy(f"{key}: the claim was lost while sending")
+            if row is None:  # it failed before it could be claimed (rendering)
+                row = Notification(
+                    key=key,
+                    account_id=account_id,
+                    template="",
+                    recipient="",
+                    subject="",
+                    body_text="",
+                )
+            row.status, row.error_type, row.error = "failed", failure.error_type, failure.reason
+            row.lease_until = None
+            session.add(row)
+            commit_once(session)  # False: a racing attempt recorded the same failure first
+        log.warning("mail %s failed for good (%s): %s", key, failure.error_type, failure.reason)
+        return Outcome(failure=failure)

@@ -8,6 +8,7 @@ sent once per key).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 
@@ -191,6 +192,12 @@ MESSAGE_PARTS = {
 }
 
 
+def academy_key(email: str) -> str:
+    """The academy invite's key part for a user: a digest of the address, so the key (logged,
+    naming the outbox's file) carries no personal data."""
+    return "academy:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:12]
+
+
 class Effects(BaseModel):
     """Everything one pass of a workflow decided, carried out in this order: the records,
     then the messages (a message is never about something not yet on record)."""
@@ -261,8 +268,20 @@ class Effects(BaseModel):
         )
 
 
+class MailFailure(BaseModel):
+    """A message that can never go as it is (refused for good, invalid, template error)."""
+
+    key: str
+    template: MailTemplate
+    error_type: str
+    reason: str
+    """Free of personal data."""
+
+
 class EffectsDone(BaseModel):
     delivered: list[str] = []
     """Keys of the messages sent by this attempt (not those already sent before)."""
+    failed: list[MailFailure] = []
+    """Messages that failed for good: the workflow raises an incident for each."""
     superseded: bool = False
     """Nothing was done: a newer onboarding of the account owns its row."""

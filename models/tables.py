@@ -155,8 +155,9 @@ class Task(SQLModel, table=True):
 class Notification(SQLModel, table=True):
     """The outbox: every message the system sends, under a unique business key.
 
-    A row is written `pending` before delivery and marked `sent` after, so a retried
-    activity that finds `sent` does not deliver again.
+    An attempt claims a row (`sending`, its token, a lease) before delivery and marks it
+    `sent` after; a message that can never go is `failed`, with why. Another attempt sends
+    only when the lease ran out (the first attempt died). `pending`: written by 0.2.0.
     """
 
     id: int | None = Field(default=None, primary_key=True)
@@ -168,6 +169,11 @@ class Notification(SQLModel, table=True):
     subject: str
     body_text: str
     status: str = "pending"
+    claimed_by: str | None = None
+    lease_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    attempts: int = 0
+    error_type: str | None = None
+    error: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 

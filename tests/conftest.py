@@ -37,7 +37,7 @@ from activities.records import Records
 from infra.db import SessionFactory, make_engine, migrate, session_factory
 from infra.settings import Settings
 from models.academy import load_academy
-from models.activities import OnboardingOpened
+from models.activities import OnboardingOpened, academy_key
 from models.journey import MilestoneSignal, OnboardingRequest, Stage, TouchModel
 from models.onboarding import OnboardingInput, OnboardingStatus
 from models.playbook import Playbook, load_playbook
@@ -148,6 +148,11 @@ def plain_key(key: str) -> str:
     return re.sub(r"^([a-z]+-[a-z0-9-]+)\.[0-9a-f]{8}([:_])", r"\1\2", key)
 
 
+def academy(email: str, account: str = "acme") -> str:
+    """The plain key of a user's academy invite (a digest of the address, see academy_key)."""
+    return f"onboarding-{account}:{academy_key(email)}"
+
+
 class Mailbox:
     """What a real SMTP server on loopback received."""
 
@@ -156,6 +161,15 @@ class Mailbox:
         self.open = threading.Event()  # clear it to hold every delivery until it is set again
         self.open.set()
         self.held = 0  # deliveries waiting at the closed gate
+        self.refuse: set[str] = set()  # addresses refused for good (550), like a bounce
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: object, session: object, envelope: object, address: str, options: object
+    ) -> str:
+        if address in self.refuse:
+            return f"550 5.1.1 <{address}>: no such user"
+        envelope.rcpt_tos.append(address)  # type: ignore[attr-defined]
+        return "250 OK"
 
     async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
         self.held += 1
@@ -228,6 +242,7 @@ def settings(
     return Settings(
         database_url=_fresh(sqlite_url),
         smtp_host="127.0.0.1",
+        smtp_tls="none",
         smtp_port=smtp[1],
         chat_urls=[chat[1]],
         outbox_dir=tmp_path / "outbox",

@@ -178,7 +178,7 @@ def test_a_retried_batch_delivers_its_mail_once(
     sessions, smtp: tuple[Mailbox, int], tmp_path: Path
 ) -> None:
     mailbox, port = smtp
-    settings = Settings(smtp_host="127.0.0.1", smtp_port=port)
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none")
     effects = carrier(sessions, SmtpTransport(settings), tmp_path)
 
     assert run(effects.carry_out, welcome()).delivered == [
@@ -204,7 +204,9 @@ def test_a_notice_with_nobody_to_go_to_reaches_the_queue_inbox(
 ) -> None:
     mailbox, port = smtp
     effects = carrier(
-        sessions, SmtpTransport(Settings(smtp_host="127.0.0.1", smtp_port=port)), tmp_path
+        sessions,
+        SmtpTransport(Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none")),
+        tmp_path,
     )
     batch = welcome()
     batch.mails = [

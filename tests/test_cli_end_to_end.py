@@ -23,6 +23,7 @@ from infra.db import make_engine
 from models.tables import Notification, Onboarding, SupportTicket
 from tests.conftest import (
     ROOT,
+    academy,
     deal,
     deal_file,
     free_port,
@@ -98,7 +99,7 @@ def test_readme_journey(app_env: dict[str, str], worker_process, tmp_path: Path)
         for key in (
             "onboarding-acme:depart:what-to-expect",
             "onboarding-acme:handoff:brief",
-            "onboarding-acme:academy:kenji.mori@acme-logistics.example",
+            academy("kenji.mori@acme-logistics.example"),
             "onboarding-acme:kickoff:welcome",
             "onboarding-acme:review:checklist",
             "onboarding-acme:expand:next-steps",

@@ -40,6 +40,7 @@ from models.tables import AcademyGrant, EscalationLog, StageTransition, SupportT
 from tests.conftest import (
     HISTORIES,
     Mailbox,
+    academy,
     binary,
     deal,
     eventually,
@@ -204,7 +205,7 @@ async def test_a_journey_that_continues_as_new_loses_nothing_and_repeats_nothing
     assert len(mailbox.received()) == len(set(mailbox.received()))
     for key in ("kickoff:welcome", "escalation:1:csm", "escalation:1:cs_lead"):
         assert f"onboarding-acme:{key}" in sent_keys(session)
-    assert "onboarding-acme:academy:ana@acme.example" in sent_keys(session)
+    assert academy("ana@acme.example") in sent_keys(session)
     session.expire_all()
     assert sorted(t.ticket for t in session.exec(select(SupportTicket))) == ["T-1", "T-2"]
     assert len(session.exec(select(EscalationLog)).all()) == 1

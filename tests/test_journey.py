@@ -25,6 +25,7 @@ from models.journey import (
 from models.tables import Onboarding, StageTransition, Task
 from tests.conftest import (
     Mailbox,
+    academy,
     deal,
     eventually,
     onboarding_input,
@@ -131,7 +132,7 @@ async def test_happy_path_across_weeks(
         [
             "onboarding-acme:depart:what-to-expect",
             "onboarding-acme:handoff:brief",
-            "onboarding-acme:academy:kenji.mori@acme-logistics.example",
+            academy("kenji.mori@acme-logistics.example"),
             "onboarding-acme:kickoff:welcome",
             "onboarding-acme:review:checklist",
             "onboarding-acme:expand:next-steps",

@@ -28,6 +28,7 @@ from models.journey import (
 from models.tables import AcademyGrant, Csm, Onboarding, Reassignment
 from tests.conftest import (
     Mailbox,
+    academy,
     deal,
     eventually,
     onboarding_input,
@@ -64,7 +65,7 @@ async def test_every_user_gets_academy_access_once_with_the_courses_of_their_pla
     await eventually(lambda: grants(session) == first)
     # The invitations go out after the grants are on record, in the same batch.
     await eventually(lambda: len([k for k in mailbox.received() if ":academy:" in k]) == 3)
-    invite = mailbox.one("onboarding-acme:academy:ana@acme-logistics.example")
+    invite = mailbox.one(academy("ana@acme-logistics.example"))
     text = invite.get_body(("plain",)).get_content()
     assert "Single sign-on and the audit log" in text  # premium includes it
     assert "Shipment tracking end to end" in text  # logistics
@@ -84,7 +85,7 @@ async def test_every_user_gets_academy_access_once_with_the_courses_of_their_pla
     await eventually(lambda: "cy@acme-logistics.example" in grants(session))
     assert grants(session) == sorted([*first, "cy@acme-logistics.example"])
     # The invitation is the activity after the grant: wait for it (one per user, by key).
-    expected = sorted(f"onboarding-acme:academy:{e}" for e in grants(session))
+    expected = sorted(academy(e) for e in grants(session))
     await eventually(lambda: sorted(k for k in sent_keys(session) if ":academy:" in k) == expected)
     await record_history(handle, "onboarding-acme-users")
     await handle.terminate("test over")

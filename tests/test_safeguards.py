@@ -28,6 +28,7 @@ from models.journey import (
 from models.tables import Onboarding
 from tests.conftest import (
     Mailbox,
+    academy,
     deal,
     eventually,
     idle,
@@ -212,5 +213,5 @@ async def test_a_change_made_while_a_pass_is_under_way_is_looked_at(
     finally:
         mailbox.open.set()
     await eventually(lambda: "bo@acme.example" in grants(session))
-    await eventually(lambda: "onboarding-acme:academy:bo@acme.example" in mailbox.received())
+    await eventually(lambda: academy("bo@acme.example") in mailbox.received())
     await handle.terminate("test over")

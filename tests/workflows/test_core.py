@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from models.activities import Effects, HandoffRecord, Mail, MailTemplate
+from models.activities import Effects, HandoffRecord, Mail, MailTemplate, academy_key
 from models.journey import (
     QUEUE_ID,
     Cancel,
@@ -116,9 +116,9 @@ def test_a_whole_journey_by_hand() -> None:
     assert sent(effects) == [
         ("depart:what-to-expect", MailTemplate.WHAT_TO_EXPECT, KENJI),
         ("handoff:brief", MailTemplate.HANDOFF_BRIEF, MEI),
-        ("academy:kenji.mori@acme-logistics.example", MailTemplate.ACADEMY_INVITE, KENJI),
-        ("academy:ana@acme-logistics.example", MailTemplate.ACADEMY_INVITE, ANA),
-        ("academy:bo@acme-logistics.example", MailTemplate.ACADEMY_INVITE, BO),
+        (academy_key("kenji.mori@acme-logistics.example"), MailTemplate.ACADEMY_INVITE, KENJI),
+        (academy_key("ana@acme-logistics.example"), MailTemplate.ACADEMY_INVITE, ANA),
+        (academy_key("bo@acme-logistics.example"), MailTemplate.ACADEMY_INVITE, BO),
         ("kickoff:welcome", MailTemplate.WELCOME, KENJI),
         ("review:checklist", MailTemplate.REVIEW_CHECKLIST, MEI),
         ("expand:next-steps", MailTemplate.EXPAND, KENJI),
@@ -147,7 +147,7 @@ def test_kickoff_sends_the_dated_checklist_and_gives_the_champion_and_the_users_
         (ANA, courses, T0),
         (BO, courses, T0),
     ]
-    invite = mail(effects, "academy:ana@acme-logistics.example")
+    invite = mail(effects, academy_key("ana@acme-logistics.example"))
     assert [course.id for course in invite.courses] == [
         "getting-started",
         "integrations-basics",
@@ -447,7 +447,9 @@ def test_users_added_in_expand_get_access_after_the_onboarding_completes() -> No
     o.grant_waiting(T0 + DAY, effects)
 
     assert [grant.user for grant in effects.grants] == [CY]
-    assert sent(effects) == [("academy:cy@acme-logistics.example", MailTemplate.ACADEMY_INVITE, CY)]
+    assert sent(effects) == [
+        (academy_key("cy@acme-logistics.example"), MailTemplate.ACADEMY_INVITE, CY)
+    ]
     assert o.users_added([ANA]) == []
     assert o.state.learning.refused_users == 1
 

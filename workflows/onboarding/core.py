@@ -17,6 +17,7 @@ from models.activities import (
     MailTemplate,
     OnboardingOpened,
     ReassignRequest,
+    academy_key,
 )
 from models.everboarding import EverboardingInput, EverboardingState
 from models.journey import (
@@ -336,7 +337,7 @@ class Onboarding:
             self._mail(
                 effects,
                 MailTemplate.ACADEMY_INVITE,
-                f"academy:{str(user.email).lower()}",
+                academy_key(str(user.email)),
                 user,
                 courses=self.path.level("onboarding"),
             )

@@ -1,0 +1,204 @@
+"""The mail guarantee, in its hard cases, against a real SMTP server on loopback that counts
+deliveries and real databases: attempts that overlap, a mark that fails after the server took
+the message (the one window no sender can close), and messages that can never go."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+from sqlmodel import select
+
+from activities import notify
+from activities.mail import FileOutbox, SmtpTransport
+from activities.notify import MailBusy, Notify
+from infra.db import SessionFactory
+from infra.settings import Settings
+from models.activities import Mail, MailContext, MailTemplate
+from models.journey import Contact
+from models.tables import Notification, utcnow
+from tests.conftest import Mailbox, deal
+
+KEY = "onboarding-acme.0000aaaa:kickoff:welcome"
+REQUEST = deal("acme")
+
+
+def notifier(sessions: SessionFactory, port: int) -> Notify:
+    settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none")
+    return Notify(sessions, SmtpTransport(settings), settings)
+
+
+def send(n: Notify, to: Contact = REQUEST.champion, key: str = KEY) -> notify.Outcome:
+    mail = Mail(key=key, template=MailTemplate.WELCOME, to=to)
+    return n.send_email(mail, MailContext(account=REQUEST), "acme", to)
+
+
+def row(sessions: SessionFactory, key: str = KEY) -> Notification:
+    with sessions() as session:
+        return session.exec(select(Notification).where(Notification.key == key)).one()
+
+
+def lease_runs_out(sessions: SessionFactory) -> None:
+    """As if LEASE had passed: the attempt holding the claim is taken for dead."""
+    with sessions() as session:
+        session.exec(  # type: ignore[call-overload]
+            update(Notification).values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+        session.commit()
+
+
+class FailingDatabase:
+    """Sessions that fail while the outbox's `sent` mark is written, `times` times (the
+    database dropped the connection), then work again."""
+
+    def __init__(self, sessions: SessionFactory, times: int) -> None:
+        self.sessions, self.times, self.marking = sessions, times, False
+
+    def __call__(self):  # type: ignore[no-untyped-def]
+        if self.marking and self.times:
+            self.times -= 1
+            raise OperationalError("UPDATE notification", {}, ConnectionError("server closed"))
+        return self.sessions()
+
+
+def marks_fail(n: Notify, times: int) -> None:
+    database = FailingDatabase(n.sessions, times)
+    mark = n._mark_sent
+
+    def failing_mark(key: str, token: str) -> None:
+        database.marking = True
+        try:
+            mark(key, token)
+        finally:
+            database.marking = False
+
+    n._mark_sent = failing_mark  # type: ignore[method-assign]
+    n.sessions = database  # type: ignore[assignment]
+
+
+def wait_until(check: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_an_attempt_that_overlaps_one_still_sending_does_not_send(
+    sessions, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    first, second = notifier(sessions, port), notifier(sessions, port)
+    mailbox.open.clear()  # the first attempt's delivery hangs in the server
+    outcome: list[notify.Outcome] = []
+    sending = threading.Thread(target=lambda: outcome.append(send(first)))
+    sending.start()
+    wait_until(lambda: mailbox.held == 1)
+
+    with pytest.raises(MailBusy, match="claimed by another attempt"):
+        send(second)  # e.g. the retry of an attempt that timed out while still sending
+
+    mailbox.open.set()
+    sending.join()
+    assert outcome[0].sent
+    assert send(second) == notify.Outcome()  # sent: a later retry sends nothing
+    assert mailbox.received() == ["onboarding-acme:kickoff:welcome"]
+
+
+def test_a_mark_that_fails_for_a_moment_does_not_send_twice(
+    sessions, smtp: tuple[Mailbox, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mailbox, port = smtp
+    monkeypatch.setattr(notify, "MARK_RETRIES", (0.01, 0.01, 0.01))
+    n = notifier(sessions, port)
+    marks_fail(n, times=2)
+
+    assert send(n).sent
+    assert send(n) == notify.Outcome()
+    assert mailbox.received() == ["onboarding-acme:kickoff:welcome"]
+    assert row(sessions).status == "sent"
+
+
+def test_the_crash_window_sends_again_under_the_same_message_id(
+    sessions, smtp: tuple[Mailbox, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database stays away past every retry of the mark after the server took the
+    message: the attempt fails, and once its lease runs out the retry sends again. The only
+    duplicate the README allows; the receiving side can drop it by its Message-ID."""
+    mailbox, port = smtp
+    monkeypatch.setattr(notify, "MARK_RETRIES", (0.01,))
+    crashing = notifier(sessions, port)
+    marks_fail(crashing, times=10)
+    with pytest.raises(OperationalError):
+        send(crashing)
+    retry = notifier(sessions, port)
+    with pytest.raises(MailBusy):
+        send(retry)  # the lease still holds: the first attempt might be alive
+    lease_runs_out(sessions)
+
+    assert send(retry).sent
+    assert send(retry) == notify.Outcome()
+    assert mailbox.received() == ["onboarding-acme:kickoff:welcome"] * 2
+    assert len({m["Message-ID"] for m in mailbox.messages}) == 1
+    assert (row(sessions).status, row(sessions).attempts) == ("sent", 2)
+
+
+def test_an_attempt_that_died_before_sending_leaves_the_mail_to_its_retry(
+    sessions, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    dead = notifier(sessions, port)
+    dead.transport = Unreachable()
+    with pytest.raises(ConnectionRefusedError):
+        send(dead)
+    lease_runs_out(sessions)
+    assert send(notifier(sessions, port)).sent
+    assert mailbox.received() == ["onboarding-acme:kickoff:welcome"]
+
+
+class Unreachable:
+    def send(self, message: object) -> None:
+        raise ConnectionRefusedError("the mail server is down")
+
+
+def test_a_recipient_refused_for_good_fails_once_and_is_not_retried(
+    sessions, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    mailbox.refuse.add(str(REQUEST.champion.email))
+    n = notifier(sessions, port)
+
+    outcome = send(n)
+    assert outcome.failure is not None
+    assert outcome.failure.error_type == "RecipientRefused"
+    assert outcome.failure.reason == "the mail server refused the recipient (550)"
+    assert str(REQUEST.champion.email) not in outcome.failure.reason
+    mailbox.refuse.clear()
+    assert send(n).failure == outcome.failure  # a retried batch does not send it after all
+    assert mailbox.messages == []
+    assert (row(sessions).status, row(sessions).error_type) == ("failed", "RecipientRefused")
+
+
+def test_a_name_with_a_line_break_fails_as_an_invalid_header(
+    sessions, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    broken = REQUEST.champion.model_copy(update={"name": "Kenji\nBcc: x@evil.example"})
+    outcome = send(notifier(sessions, port), to=broken)
+    assert outcome.failure is not None and outcome.failure.error_type == "InvalidHeader"
+    assert mailbox.messages == []
+    assert row(sessions).status == "failed"
+
+
+def test_a_file_outbox_names_files_safely_and_leaves_no_temporary_files(
+    sessions, tmp_path: Path
+) -> None:
+    outbox = tmp_path / "outbox"
+    n = Notify(sessions, FileOutbox(outbox), Settings(outbox_dir=outbox))
+    assert send(n, key="onboarding-acme.0000aaaa:odd/../key").sent
+    assert [p.name for p in outbox.iterdir()] == ["onboarding-acme.0000aaaa_odd_.._key.eml"]
