@@ -30,6 +30,7 @@ from workflows.contract import (
     ONBOARDING_WORKFLOW,
     SA_CSM,
     SA_ESCALATED,
+    SA_INCIDENTS,
     SA_NEXT_DEADLINE,
     SA_OVERDUE,
     SA_RISK,
@@ -123,6 +124,12 @@ def _print_status(report: StatusReport) -> None:
         )
     if report.overdue:
         facts.add_row("Overdue", "[red]" + ", ".join(report.overdue) + "[/red]")
+    for i in report.incidents:
+        facts.add_row(
+            f"Incident #{i.number}",
+            f"[red]{when(i.at)}: the {i.template} message could not be sent ({i.error_type}): "
+            f"{i.reason}[/red] (starter.py incident retry {report.account_id} --number {i.number})",
+        )
     if report.paused_since:
         facts.add_row("Clock", f"paused since {when(report.paused_since)}")
     if report.cancellation:
@@ -207,6 +214,7 @@ class OnboardingLine(BaseModel):
     started_at: datetime | None
     risk: str | None = None
     escalated: bool = False
+    incidents: int = 0
 
 
 @app.command("list")
@@ -218,6 +226,9 @@ def list_onboardings(
     escalated: Annotated[
         bool, typer.Option("--escalated", help="Only those with an open escalation.")
     ] = False,
+    incidents: Annotated[
+        bool, typer.Option("--incidents", help="Only those with an open incident.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """All onboardings, one line each, newest first (filters use search attributes)."""
@@ -228,6 +239,8 @@ def list_onboardings(
     query += [
         f"{key.name} = true" for key, on in ((SA_OVERDUE, overdue), (SA_ESCALATED, escalated)) if on
     ]
+    if incidents:
+        query.append(f"{SA_INCIDENTS.name} > 0")
 
     async def go() -> None:
         client = await connect()
@@ -248,6 +261,7 @@ def list_onboardings(
                     started_at=execution.start_time,
                     risk=risk,
                     escalated=bool(found.get(SA_ESCALATED)),
+                    incidents=found.get(SA_INCIDENTS) or 0,
                 )
             )
         if as_json:
@@ -263,7 +277,9 @@ def list_onboardings(
             table.add_row(
                 line.account_id,
                 line.stage,
-                (line.risk or "-") + (" [red]escalated[/red]" if line.escalated else ""),
+                (line.risk or "-")
+                + (" [red]escalated[/red]" if line.escalated else "")
+                + (f" [red]{line.incidents} incident(s)[/red]" if line.incidents else ""),
                 line.csm_id or "-",
                 when(line.next_deadline),
                 when(line.started_at),

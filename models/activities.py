@@ -125,6 +125,7 @@ class MailTemplate(StrEnum):
     REASSIGNED = "reassigned"
     ADOPTION_CHECKIN = "adoption_checkin"
     CLOSED = "closed"
+    INCIDENT = "incident"
 
 
 class MailContext(BaseModel):

@@ -193,6 +193,16 @@ class ReassignCsm(BaseModel):
     over_capacity: bool = Field(default=False, description="Allow going beyond capacity.")
 
 
+class ResolveIncident(BaseModel):
+    """Input of the `resolve_incident` update: send a failed message again (after the data
+    that broke it was fixed) or dismiss it."""
+
+    number: int | None = Field(default=None, description="None: every open incident.")
+    retry: bool = Field(description="Send again (true) or dismiss (false).")
+    by: str
+    note: str | None = None
+
+
 class UsersAdded(BaseModel):
     """Payload of the `users_added` signal and input of the `add_users` update: new users
     who need academy access."""

@@ -14,7 +14,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from models.academy import CourseStatus, LearningPath
-from models.activities import RowFacts, TaskDue
+from models.activities import Mail, MailTemplate, RowFacts, TaskDue
 from models.journey import (
     Cancellation,
     ChampionChange,
@@ -117,6 +117,34 @@ class RecordedState(BaseModel):
     )
 
 
+class Incident(BaseModel):
+    """A message that could not be sent and that the onboarding went on without: shown to
+    ops until someone retries it (once the data is fixed) or dismisses it."""
+
+    number: int
+    key: str
+    """The failed message's business key."""
+    template: MailTemplate
+    error_type: str
+    reason: str
+    """Free of personal data."""
+    at: datetime
+    mail: Mail | None = None
+    """What a retry sends again (None for a chat post: chats are not sent again)."""
+    to_champion: bool = False
+    """A retry goes to the champion named by then (the address may be what was wrong)."""
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+
+
+class IncidentState(BaseModel):
+    """Incidents (`incidents.Incidents`); the closed ones only as many as `KEEP_RESOLVED`."""
+
+    open: list[Incident] = []
+    resolved: list[Incident] = []
+    raised: int = Field(default=0, description="Incidents raised so far (numbers them).")
+
+
 class OnboardingState(BaseModel):
     journey: JourneyState
     clock: ClockState = ClockState()
@@ -124,6 +152,7 @@ class OnboardingState(BaseModel):
     learning: LearningState = LearningState()
     csm: CsmState = CsmState()
     recorded: RecordedState = RecordedState()
+    incidents: IncidentState = IncidentState()
     run: int = Field(default=1, description="Runs in this onboarding's continue-as-new chain.")
 
 
@@ -191,3 +220,7 @@ class OnboardingStatus(BaseModel):
         description="When the onboarding closes as lapsed if nothing happens before.",
     )
     run: int = Field(default=1, description="Runs in the continue-as-new chain so far.")
+    incidents: list[Incident] = Field(
+        default=[], description="Open incidents: messages that could not be sent."
+    )
+    incidents_raised: int = 0

@@ -61,6 +61,7 @@ class Updates:
     ACKNOWLEDGE_ESCALATION = "acknowledge_escalation"
     REASSIGN_CSM = "reassign_csm"
     ADD_USERS = "add_users"
+    RESOLVE_INCIDENT = "resolve_incident"
 
 
 class Queries:
@@ -76,6 +77,7 @@ SA_CSM = SearchAttributeKey.for_keyword("CsmId")
 SA_NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 SA_OVERDUE = SearchAttributeKey.for_bool("Overdue")
 SA_ESCALATED = SearchAttributeKey.for_bool("Escalated")
+SA_INCIDENTS = SearchAttributeKey.for_int("OpenIncidents")
 SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     SA_STAGE,
     SA_TOUCH_MODEL,
@@ -85,4 +87,5 @@ SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     SA_NEXT_DEADLINE,
     SA_OVERDUE,
     SA_ESCALATED,
+    SA_INCIDENTS,
 ]

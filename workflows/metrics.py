@@ -17,6 +17,7 @@ COUNTERS = {
     "onboarding_reminders_sent": "Deadline and task reminders sent.",
     "onboarding_escalations_raised": "Escalations raised (the ladder's first rung told).",
     "onboarding_escalations_climbed": "Escalations not acknowledged in time, told the next rung.",
+    "onboarding_incidents": "Messages that could not be sent for good (an incident each).",
     "everboarding_churned": "Customers who left (recorded by the everboarding).",
 }
 

@@ -11,6 +11,7 @@ from models.activities import (
     AcademyAccess,
     CsmRequest,
     Effects,
+    EffectsDone,
     HandoffRecord,
     Mail,
     MailContext,
@@ -35,12 +36,14 @@ from models.journey import (
     MilestoneResult,
     OnboardingRequest,
     ReassignCsm,
+    ResolveIncident,
     Stage,
     StageVisit,
     TaskStatus,
     TouchModel,
 )
 from models.onboarding import (
+    Incident,
     JourneyState,
     OnboardingInput,
     OnboardingState,
@@ -48,13 +51,15 @@ from models.onboarding import (
 )
 from workflows.onboarding.checklist import Checklist, Reminder, due
 from workflows.onboarding.csm import CsmDesk
+from workflows.onboarding.incidents import Incidents
 from workflows.onboarding.learning import Learning
 from workflows.onboarding.readmodel import ReadModel
 from workflows.onboarding.risk import RiskWatch, Rung
 from workflows.onboarding.stages import STAGE_MILESTONE, Journey, bound
 
 TEMPORAL_CANCEL_NOTE = "cancelled in Temporal (Web UI or CLI)"
-ENDING_MAIL = {MailTemplate.FAREWELL, MailTemplate.CLOSED}
+# What still goes once an onboarding is cut short: its ending's messages, and CS ops' notices.
+ENDING_MAIL = {MailTemplate.FAREWELL, MailTemplate.CLOSED, MailTemplate.INCIDENT}
 
 
 def new_state(request: OnboardingRequest, now: datetime) -> OnboardingState:
@@ -100,6 +105,7 @@ class Onboarding:
         self.learning = Learning(state.learning, self.path, self.playbook)
         self.csm = CsmDesk(state.csm, account)
         self.records = ReadModel(state.recorded, account)
+        self.incidents = Incidents(state.incidents, account)
 
     # --- who is who -----------------------------------------------------------------------
 
@@ -454,6 +460,33 @@ class Onboarding:
     def complete(self, now: datetime) -> None:
         self.journey.advance(now)
         self.checklist.stop()
+
+    # --- incidents ------------------------------------------------------------------------
+
+    def carried_out(
+        self, batch: Effects, done: EffectsDone, now: datetime, effects: Effects
+    ) -> list[Incident]:
+        """A batch went through: note what is on record, raise an incident for each message
+        that failed for good and tell CS ops (a failed notice raises no notice of its own)."""
+        self.records.recorded(batch)
+        raised = self.incidents.raise_for(done.failed, batch, self.champion, now)
+        for incident in raised:
+            if incident.template is not MailTemplate.INCIDENT:
+                self._mail(
+                    effects,
+                    MailTemplate.INCIDENT,
+                    f"incident:{incident.number}",
+                    None,
+                    note=f"#{incident.number}: the {incident.template} message could not be "
+                    f"sent ({incident.error_type}): {incident.reason}",
+                    chat=True,
+                )
+        return raised
+
+    def resolve_incident(self, resolve: ResolveIncident, now: datetime, effects: Effects) -> None:
+        for incident in self.incidents.resolve(resolve, self.champion, now):
+            if resolve.retry and incident.mail is not None:
+                effects.mails.append(incident.mail)
 
     def _notice(self, effects: Effects, key: str, note: str) -> None:
         """An internal notice that the run closed: to the CSM with the CS lead copied (the

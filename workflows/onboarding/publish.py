@@ -11,10 +11,11 @@ from typing import Any
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 from models.journey import Milestone
-from models.onboarding import OnboardingStatus
+from models.onboarding import Incident, OnboardingStatus
 from workflows.contract import (
     SA_CSM,
     SA_ESCALATED,
+    SA_INCIDENTS,
     SA_NEXT_DEADLINE,
     SA_OVERDUE,
     SA_RISK,
@@ -33,7 +34,7 @@ class Publication:
 
 KEYS: dict[str, SearchAttributeKey[Any]] = {
     key.name: key for key in (SA_STAGE, SA_TOUCH_MODEL, SA_RISK, SA_OVERDUE, SA_ESCALATED, SA_CSM)
-} | {SA_NEXT_DEADLINE.name: SA_NEXT_DEADLINE}
+} | {SA_NEXT_DEADLINE.name: SA_NEXT_DEADLINE, SA_INCIDENTS.name: SA_INCIDENTS}
 
 
 def publication(o: Onboarding, now: datetime) -> Publication:
@@ -41,7 +42,7 @@ def publication(o: Onboarding, now: datetime) -> Publication:
     overdue = o.checklist.overdue(now)
     risk = o.state.risk.assessment
     csm = o.csm.current
-    attributes = {
+    attributes: dict[str, Any] = {
         SA_STAGE.name: o.journey.stage.value,
         SA_TOUCH_MODEL.name: o.touch_model.value,
         SA_RISK.name: risk.level.value,
@@ -50,6 +51,9 @@ def publication(o: Onboarding, now: datetime) -> Publication:
         SA_CSM.name: csm.id if csm else None,
         SA_NEXT_DEADLINE.name: deadline,
     }
+    incidents = o.incidents.open
+    if o.state.incidents.raised:  # unset until the first: no upsert in a run that has none
+        attributes[SA_INCIDENTS.name] = len(incidents)
     milestones = o.state.journey.milestones
     lines = [
         f"**Stage:** {o.journey.stage}",
@@ -59,6 +63,7 @@ def publication(o: Onboarding, now: datetime) -> Publication:
         f"**Clock:** {_clock(o)}",
         f"**Risk:** {risk.level} {'; '.join(risk.reasons)}".rstrip(),
         f"**Academy:** {o.learning.summary(now)}",
+        *([f"**Incidents:** {_incidents(incidents)}"] if incidents else []),
         "",
         *(
             f"- {m}: done {_when(milestones[m].at)}" if m in milestones else f"- {m}: open"
@@ -66,6 +71,10 @@ def publication(o: Onboarding, now: datetime) -> Publication:
         ),
     ]
     return Publication(attributes=attributes, details="  \n".join(lines))
+
+
+def _incidents(incidents: list[Incident]) -> str:
+    return "; ".join(f"#{i.number} {i.template} {i.error_type}" for i in incidents)
 
 
 def _clock(o: Onboarding) -> str:
@@ -130,4 +139,6 @@ def status(o: Onboarding, now: datetime) -> OnboardingStatus:
         users_refused=learning.refused_users,
         closes_at=o.closes_at(),
         run=o.state.run,
+        incidents=o.incidents.open,
+        incidents_raised=o.state.incidents.raised,
     )

@@ -16,9 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 with workflow.unsafe.imports_passed_through():
     from activities.assign import AssignActivities
     from activities.effects import EffectActivities
-    from models.activities import (
-        Effects,
-    )
+    from models.activities import Effects, EffectsDone
     from models.journey import (
         Acknowledge,
         Cancel,
@@ -34,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         MilestoneSignal,
         PauseClock,
         ReassignCsm,
+        ResolveIncident,
         ResumeClock,
         SetChampion,
         Stage,
@@ -76,7 +75,7 @@ class OnboardingWorkflow:
         engagement (also course progress and support tickets), champion_changed, users_added
     Updates (a person's actions, validated): complete_milestone, complete_task,
         extend_deadline, pause, resume, cancel, set_champion, acknowledge_escalation,
-        reassign_csm, add_users
+        reassign_csm, add_users, resolve_incident
     Query: status
 
     Continues as new, carrying its whole state, before its history grows heavy. A cancel
@@ -227,7 +226,17 @@ class OnboardingWorkflow:
                     summary=batch.summary(),
                     start_to_close=timedelta(minutes=5),
                 ),
-                then=lambda _: o.records.recorded(batch),
+                then=lambda done: self._carried_out(batch, done),
+            )
+
+    def _carried_out(self, batch: Effects, done: EffectsDone) -> None:
+        for incident in self._o.carried_out(batch, done, workflow.now(), self._effects):
+            self._count("onboarding_incidents", template=incident.template)
+            workflow.logger.warning(
+                "incident #%d: %s failed (%s)",
+                incident.number,
+                incident.template,
+                incident.error_type,
             )
 
     async def _assign(self, brief_key: str) -> None:
@@ -464,6 +473,16 @@ class OnboardingWorkflow:
     @add_users.validator
     def _check_users(self, update: UsersAdded) -> None:
         self._o.journey.check_running()
+
+    @workflow.update(name=Updates.RESOLVE_INCIDENT)
+    def resolve_incident(self, update: ResolveIncident) -> OnboardingStatus:
+        self._o.resolve_incident(update, workflow.now(), self._effects)
+        return self.status()
+
+    @resolve_incident.validator
+    def _check_resolve(self, update: ResolveIncident) -> None:
+        self._o.journey.check_running()
+        self._o.incidents.check_resolve(update)
 
     @workflow.update(name=Updates.REASSIGN_CSM)
     async def reassign_csm(self, update: ReassignCsm) -> CsmRef:
