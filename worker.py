@@ -37,8 +37,17 @@ from workflows.onboarding import OnboardingWorkflow
 log = logging.getLogger("worker")
 
 
+# Activities run on this many threads, and the worker takes no more than that at once: a task
+# it took without a thread to run it would sit and time out while its retry runs elsewhere.
+ACTIVITY_THREADS = 16
+
+
 def build_worker(
-    client: Client, settings: Settings, executor: ThreadPoolExecutor, task_queue: str = TASK_QUEUE
+    client: Client,
+    settings: Settings,
+    executor: ThreadPoolExecutor,
+    task_queue: str = TASK_QUEUE,
+    activity_threads: int = ACTIVITY_THREADS,
 ) -> Worker:
     """Check the database and assemble the worker (also used by the tests)."""
     roster = load_roster(settings.roster_file)
@@ -58,6 +67,7 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=[effects.carry_out, assign.assign_csm, assign.reassign_csm],
         activity_executor=executor,
+        max_concurrent_activities=activity_threads,
         workflow_runner=workflow_runner(),
     )
 
@@ -81,7 +91,7 @@ async def main() -> None:
     if settings.metrics_port:
         log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
     await register_search_attributes(client)
-    with ThreadPoolExecutor(max_workers=16) as executor:
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         worker = build_worker(client, settings, executor)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -254,7 +254,9 @@ async def worker(
     time_env: WorkflowEnvironment, settings: Settings, task_queue: str
 ) -> AsyncIterator[Worker]:
     with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(time_env.client, settings, executor, task_queue=task_queue) as w:
+        async with build_worker(
+            time_env.client, settings, executor, task_queue=task_queue, activity_threads=8
+        ) as w:
             yield w
 
 

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
         FeatureAnnouncement,
     )
     from models.journey import Contact, Engagement, EngagementKind
-    from workflows.activity_options import run_activity
+    from workflows.activity_options import EFFECTS_HEARTBEAT, run_activity
     from workflows.contract import EVERBOARDING_WORKFLOW, Queries, Signals
     from workflows.metrics import count
     from workflows.onboarding.readmodel import note_ticket, ticket_records
@@ -164,12 +164,17 @@ class EverboardingWorkflow:
                 path=self._input.path,
                 now=workflow.now(),
             )
-        await run_activity(
+        done = await run_activity(
             EffectActivities.carry_out,
             effects,
             summary=effects.summary(),
             start_to_close=timedelta(minutes=5),
+            heartbeat=EFFECTS_HEARTBEAT,
         )
+        for failure in done.failed:
+            # Digests recur: the next one goes on its own; the outbox row says why this failed.
+            count("everboarding_mail_failed", template=failure.template)
+            workflow.logger.warning("%s failed (%s)", failure.template, failure.error_type)
         recorded = {record.ticket for record in effects.tickets}
         state.tickets = [(t, at) for t, at in state.tickets if t not in recorded]
 

@@ -18,6 +18,7 @@ COUNTERS = {
     "onboarding_escalations_raised": "Escalations raised (the ladder's first rung told).",
     "onboarding_escalations_climbed": "Escalations not acknowledged in time, told the next rung.",
     "onboarding_incidents": "Messages that could not be sent for good (an incident each).",
+    "everboarding_mail_failed": "Everboarding messages that could not be sent for good.",
     "everboarding_churned": "Customers who left (recorded by the everboarding).",
 }
 

@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
         UsersAdded,
     )
     from models.onboarding import OnboardingInput, OnboardingStatus
-    from workflows.activity_options import run_activity
+    from workflows.activity_options import EFFECTS_HEARTBEAT, run_activity
     from workflows.contract import (
         EVERBOARDING_WORKFLOW,
         ONBOARDING_WORKFLOW,
@@ -225,6 +225,7 @@ class OnboardingWorkflow:
                     batch,
                     summary=batch.summary(),
                     start_to_close=timedelta(minutes=5),
+                    heartbeat=EFFECTS_HEARTBEAT,
                 ),
                 then=lambda done: self._carried_out(batch, done),
             )
