@@ -10,7 +10,6 @@ same `Message-ID`, so the receiving side can drop it.
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +20,7 @@ import apprise
 from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
+from temporalio import activity
 
 from activities.mail import (
     MailRefused,
@@ -36,7 +36,7 @@ from models.activities import Mail, MailContext
 from models.journey import Contact
 from models.tables import Notification, utcnow
 
-log = logging.getLogger(__name__)
+log = activity.logger  # with the run and attempt, when called in an activity
 
 # How long a claim stays another attempt's: longer than one attempt can take between claim
 # and mark (SMTP's 30 s per operation over a handful of operations, plus the mark's retries),

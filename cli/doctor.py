@@ -19,7 +19,7 @@ from cli.reconcile import find_orphans
 from infra.db import SchemaError, check_schema, current_revision, make_engine
 from infra.search_attributes import missing_search_attributes
 from infra.settings import load_settings
-from workflows.contract import TASK_QUEUE
+from workflows.contract import ONBOARDING_WORKFLOW, SA_INCIDENTS, TASK_QUEUE
 
 
 @dataclass
@@ -27,6 +27,8 @@ class Check:
     name: str
     ok: bool
     detail: str
+    warn: bool = False
+    """Needs someone's attention, but the installation is fine (exit code unchanged)."""
 
 
 @app.command()
@@ -41,6 +43,7 @@ def doctor() -> None:
         checks.append(Check("temporal", True, client.service_client.config.target_host))
         checks.append(await _search_attributes(client))
         checks.append(await _workers(client))
+        checks.append(await _incidents(client))
         if checks[0].ok:  # the database answers: are its open rows still running?
             checks.append(await _open_rows(client))
 
@@ -52,6 +55,7 @@ def doctor() -> None:
         checks.append(Check("temporal", False, f"answered: {error.message}"))
     for check in checks:
         mark = "[green]ok  [/green]" if check.ok else "[red]FAIL[/red]"
+        mark = "[yellow]warn[/yellow]" if check.ok and check.warn else mark
         out.print(f"{mark} {check.name}: {check.detail}", highlight=False)
     if not all(check.ok for check in checks):
         raise typer.Exit(1)
@@ -86,6 +90,25 @@ async def _open_rows(client: Client) -> Check:
             "Close them: starter.py reconcile",
         )
     return Check("onboardings", True, "every open onboarding has a running workflow")
+
+
+async def _incidents(client: Client) -> Check:
+    try:
+        found = await client.count_workflows(
+            f"WorkflowType = '{ONBOARDING_WORKFLOW}' AND ExecutionStatus = 'Running' "
+            f"AND {SA_INCIDENTS.name} > 0"
+        )
+    except RPCError as error:  # the attribute is not registered yet: reported above
+        return Check("incidents", True, f"cannot count them: {error.message}", warn=True)
+    if found.count:
+        return Check(
+            "incidents",
+            True,
+            f"{found.count} onboarding(s) with a message that could not be sent: "
+            "starter.py list --incidents",
+            warn=True,
+        )
+    return Check("incidents", True, "none open")
 
 
 async def _search_attributes(client: Client) -> Check:

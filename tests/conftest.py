@@ -385,14 +385,36 @@ async def pending(handle: WorkflowHandle, activity_type: str) -> bool:
 
 
 async def idle(handle: WorkflowHandle) -> None:
-    """Wait until the run has done all it can for now (no activity or workflow task pending):
-    it sleeps until its next timer or a message."""
+    """Wait until the run has done all it can for now (every activity it scheduled closed, its
+    last workflow task completed): it sleeps until its next timer or a message. Read from the
+    history, which the server writes atomically (a describe can lag behind it)."""
 
     async def waiting() -> bool:
-        raw = (await handle.describe()).raw_description
-        return not raw.pending_activities and not raw.HasField("pending_workflow_task")
+        history = await handle.fetch_history()
+        kinds = [event.WhichOneof("attributes") for event in history.events]
+        scheduled = kinds.count("activity_task_scheduled_event_attributes")
+        closed = sum(
+            kinds.count(f"activity_task_{end}_event_attributes")
+            for end in ("completed", "failed", "timed_out", "canceled")
+        )
+        return scheduled == closed and bool(kinds) and kinds[-1] in QUIET_EVENTS
 
     await eventually(waiting)
+
+
+# The events a run can rest after (it waits for a timer or a message).
+QUIET_EVENTS = {
+    "workflow_task_completed_event_attributes",
+    "timer_started_event_attributes",
+    "upsert_workflow_search_attributes_event_attributes",
+    "workflow_properties_modified_event_attributes",
+    "workflow_execution_update_completed_event_attributes",
+    "timer_canceled_event_attributes",
+    "workflow_execution_completed_event_attributes",
+    "workflow_execution_continued_as_new_event_attributes",
+    "workflow_execution_canceled_event_attributes",
+    "workflow_execution_terminated_event_attributes",
+}
 
 
 HISTORIES = Path(__file__).parent / "histories"

@@ -10,7 +10,15 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
 from models.journey import Contact, MilestoneSignal, ResolveIncident, SetChampion, Stage
-from tests.conftest import Mailbox, deal, eventually, idle, onboarding_input, reach
+from tests.conftest import (
+    Mailbox,
+    deal,
+    eventually,
+    idle,
+    onboarding_input,
+    reach,
+    record_history,
+)
 from workflows.contract import Signals
 from workflows.onboarding import OnboardingWorkflow
 
@@ -77,6 +85,7 @@ async def test_a_refused_address_is_an_incident_the_onboarding_goes_on_and_a_ret
         )
     assert refused.value.cause.message == "acme has no open incident"  # type: ignore[attr-defined]
     await idle(handle)
+    await record_history(handle, "onboarding-acme-incident")
     await handle.terminate("test over")
 
 

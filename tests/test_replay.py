@@ -36,6 +36,8 @@ def test_fixtures_are_there() -> None:
         "onboarding-acme-continued-run2",
         "everboarding-acme-continued-run1",
         "everboarding-acme-continued-run2",
+        # 0.3.0
+        "onboarding-acme-incident",  # mail refused for good: incidents, retried, dismissed
     } <= names
 
 
