@@ -1,17 +1,22 @@
-# The worker (and the CLI, and `alembic upgrade head`): docker compose builds it.
+# The worker (and the CLI, the codec server, and `alembic upgrade head`): docker compose builds
+# it. No secret is baked in: .env stays out (.dockerignore) and every secret comes from the
+# environment at run time.
 FROM python:3.11.10-slim
 
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
-# Dependencies first, so code changes reuse this layer. Installing the project pulls only
-# its dependencies (it puts no modules into site-packages; the code runs from /app).
-COPY pyproject.toml README.md ./
-RUN pip install .
+# Dependencies first, so code changes reuse this layer: exactly the versions in the lock, each
+# file checked against its hash (pip refuses anything unpinned or altered). The project itself
+# is not installed: its code runs from /app.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
 COPY . .
-RUN useradd --system --uid 10001 onboarding
+# The code stays root's (read-only to the app); the processes run as an unprivileged user.
+RUN useradd --system --uid 10001 --no-create-home onboarding
 USER onboarding
 
-EXPOSE 9464
+# 9464: the worker's Prometheus metrics; 8081: the codec server (its own service).
+EXPOSE 9464 8081
 CMD ["python", "worker.py"]

