@@ -185,8 +185,8 @@ _FORM = """<form method="post" action="login">
 
 _SIGNED_IN = """<p>Signed in for 8 hours: the Web UI can decode in this browser.</p>
 <p>In the Web UI, open <b>Codec Server</b> (top right), choose <i>Use my browser setting</i>,
-set the endpoint to <code>{endpoint}</code> and tick <i>Include cross-origin
-credentials</i>.</p>"""
+set the endpoint to <code>{endpoint}</code> and tick
+<i>Include cross-origin credentials</i>.</p>"""
 
 
 def _page(body: str) -> str:
