@@ -87,7 +87,12 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 async def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    client = await connect_temporal(worker_runtime(settings.metrics_port))
+    client = await connect_temporal(worker_runtime(settings.metrics_port), settings)
+    keys = settings.key_ring()
+    if keys:
+        log.info("payloads encrypted with key %r (%d key(s) decrypt)", next(iter(keys)), len(keys))
+    else:
+        log.warning("ENCRYPTION_KEYS is not set: customer data is stored in Temporal in clear")
     if settings.metrics_port:
         log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
     await register_search_attributes(client)

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from infra.codec import DecryptionError
 from infra.db import SchemaError, check_schema, make_engine
 from infra.roster import RosterError
 from infra.settings import connect_temporal, load_settings
@@ -50,6 +51,9 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
         raise typer.Exit(1) from None
     except RPCError as error:
         err.print(f"[red]error:[/red] Temporal answered: {error.message}", highlight=False)
+        raise typer.Exit(1) from None
+    except DecryptionError as error:
+        err.print(f"[red]error:[/red] cannot read what Temporal holds: {error}", highlight=False)
         raise typer.Exit(1) from None
 
 

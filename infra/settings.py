@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, Secret, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import (
     LogForwardingConfig,
@@ -22,6 +22,8 @@ from temporalio.runtime import (
     Runtime,
     TelemetryConfig,
 )
+
+from infra.codec import KeyRingError, data_converter, parse_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".data"
@@ -67,6 +69,62 @@ class Settings(BaseSettings):
     help_url: str = "https://help.example.com"
     exit_survey_url: str = "https://survey.example.com/exit"
 
+    # Customer data in Temporal is encrypted (infra/codec.py) with these AES-256 keys:
+    # `id=base64key[,older-id=base64key...]`, each the base64 of 32 random bytes
+    # (`openssl rand -base64 32`); the first encrypts, every one decrypts (rotation).
+    # Unset: the keys in ENCRYPTION_KEYS_FILE if it exists (`make run` writes it), else none
+    # (payloads in plain text, and the worker says so).
+    encryption_keys: SecretStr | None = None
+    encryption_keys_file: Path = DATA_DIR / "encryption-keys"
+
+    # The codec server (codec_server.py), which decrypts payloads for the Web UI and the
+    # `temporal` CLI: its bearer token (required), address, and the Web UI origins allowed
+    # to call it from a browser (comma-separated or a JSON list).
+    codec_server_token: SecretStr | None = None
+    codec_server_host: str = "0.0.0.0"
+    codec_server_port: int = Field(default=8081, ge=1, le=65535)
+    codec_cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:8233"]
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _valid_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip():
+            parse_keys(value.get_secret_value())  # KeyRingError names ids, never keys
+            return value
+        return None  # empty: as if unset
+
+    @field_validator("codec_cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else text.split(",")
+        return value
+
+    @field_validator("codec_cors_origins")
+    @classmethod
+    def _valid_origins(cls, value: list[str]) -> list[str]:
+        origins = [origin.strip().rstrip("/") for origin in value if origin.strip()]
+        for origin in origins:
+            scheme, sep, host = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not host or "/" in host:
+                raise ValueError(
+                    f"{origin!r} is not an origin like https://temporal-ui.example.com:8080 "
+                    "(scheme, host and port only; no '*')"
+                )
+        return origins
+
+    def key_ring(self) -> dict[str, bytes]:
+        """The encryption keys in order (the first encrypts), or {} for no encryption."""
+        if self.encryption_keys is not None:
+            return parse_keys(self.encryption_keys.get_secret_value())
+        path = self.encryption_keys_file
+        if not path.exists():
+            return {}
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyRingError(f"{path} is readable by others: `chmod 600 {path}`")
+        return parse_keys(path.read_text())
+
     @field_validator("chat_urls", mode="before")
     @classmethod
     def _json_list(cls, value: object) -> object:
@@ -94,26 +152,39 @@ class Settings(BaseSettings):
         return self
 
 
-# Variables whose values are never echoed in an error.
-SECRET_WORDS = ("PASSWORD", "TOKEN", "KEY", "CHAT_URLS", "DATABASE_URL")
-
-
 class SettingsError(Exception):
     """Invalid settings, each named by its environment variable."""
 
 
+# Never shown in an error: what they hold is the secret.
+SECRET_SETTINGS = {
+    "smtp_password",
+    "encryption_keys",
+    "codec_server_token",
+    "chat_urls",
+    "database_url",  # it can carry a password
+}
+
+
 def load_settings() -> Settings:
-    """The settings, or a SettingsError naming every variable that is wrong and why."""
+    """The settings, or a SettingsError naming every variable that is wrong and why (secrets
+    by name only)."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         problems = []
         for e in error.errors():
-            name = str(e["loc"][0]).upper() if e["loc"] else "settings"
-            secret = any(word in name for word in SECRET_WORDS)
-            shown = "(hidden)" if secret or not isinstance(e["input"], str) else repr(e["input"])
+            field = str(e["loc"][0]) if e["loc"] else ""
+            name = field.upper() or "settings"
+            secret = field in SECRET_SETTINGS or not isinstance(e["input"], str)
+            shown = "(hidden)" if secret or not field else repr(e["input"])
             problems.append(f"{name}={shown}: {e['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    try:
+        settings.key_ring()  # the key file too, so a bad one stops a process at its start
+    except KeyRingError as error:
+        raise SettingsError(f"invalid settings: ENCRYPTION_KEYS_FILE: {error}") from None
+    return settings
 
 
 def worker_runtime(metrics_port: int) -> Runtime:
@@ -135,9 +206,15 @@ def worker_runtime(metrics_port: int) -> Runtime:
     )
 
 
-async def connect_temporal(runtime: Runtime | None = None) -> Client:
+async def connect_temporal(
+    runtime: Runtime | None = None, settings: Settings | None = None
+) -> Client:
     """Connect as the SDK's environment config says (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
-    TEMPORAL_API_KEY, TLS, profiles in temporal.toml), so Temporal Cloud needs no code."""
+    TEMPORAL_API_KEY, TLS, profiles in temporal.toml), so Temporal Cloud needs no code; with
+    encryption keys in the settings, every payload is encrypted (infra/codec.py)."""
+    settings = settings or load_settings()
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
-    return await Client.connect(**config, data_converter=pydantic_data_converter, runtime=runtime)
+    return await Client.connect(
+        **config, data_converter=data_converter(settings.key_ring()), runtime=runtime
+    )

@@ -22,6 +22,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -442,13 +443,19 @@ _exit_status = 0
 # --- the processes, as users run them (worker.py and starter.py on the dev server) ------------
 
 
-@pytest.fixture
-def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "SMTP_"))}
+def app_environment(temporal_address: str, folder: Path) -> dict[str, str]:
+    """The environment the processes run in: this test's database and outbox, and no
+    encryption unless the test sets ENCRYPTION_KEYS (never a developer's `.data` key file)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TEMPORAL_", "SMTP_", "ENCRYPTION_", "CODEC_"))
+    }
     env.update(
-        TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
-        OUTBOX_DIR=str(tmp_path / "outbox"),
+        TEMPORAL_ADDRESS=temporal_address,
+        DATABASE_URL=f"sqlite:///{folder / 'app.db'}",
+        OUTBOX_DIR=str(folder / "outbox"),
+        ENCRYPTION_KEYS_FILE=str(folder / "no-encryption-keys"),
         COLUMNS="200",
         METRICS_PORT=str(free_port()),
         LOG_FORMAT="json",
@@ -457,32 +464,75 @@ def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def worker_process(app_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
+    return app_environment(dev_env.client.service_client.config.target_host, tmp_path)
+
+
+@contextmanager
+def worker_running(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """`worker.py` as ops run it (its database migrated first), until the block ends; it must
+    then stop cleanly."""
     migrate = subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
         cwd=ROOT,
-        env=app_env,
+        env=env,
         capture_output=True,
         text=True,
     )
     assert migrate.returncode == 0, migrate.stderr
-    log = (tmp_path / "worker.log").open("w+")
+    log = log_path.open("w+")
     process = subprocess.Popen(
         [sys.executable, "worker.py"],
         cwd=ROOT,
-        env=app_env,
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
     deadline = time.monotonic() + 60
-    while "worker polling" not in (tmp_path / "worker.log").read_text():
-        assert process.poll() is None, (tmp_path / "worker.log").read_text()
+    while "worker polling" not in log_path.read_text():
+        assert process.poll() is None, log_path.read_text()
         assert time.monotonic() < deadline, "worker did not start"
         time.sleep(0.1)
     yield process
     process.terminate()
-    assert process.wait(timeout=30) == 0, (tmp_path / "worker.log").read_text()
+    assert process.wait(timeout=30) == 0, log_path.read_text()
+
+
+@pytest.fixture
+def worker_process(app_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    with worker_running(app_env, tmp_path / "worker.log") as process:
+        yield process
+
+
+@contextmanager
+def codec_server_running(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`codec_server.py` as ops run it, with `env`'s keys, token and origins, on a free
+    loopback port; yields its URL once it answers."""
+    port = free_port()
+    env = env | {"CODEC_SERVER_HOST": "127.0.0.1", "CODEC_SERVER_PORT": str(port)}
+    log = log_path.open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "codec_server.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, "codec server did not start"
+        try:
+            with urlopen(f"{url}/healthz", timeout=1):
+                break
+        except OSError:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
 
 
 def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
