@@ -192,7 +192,8 @@ def _start_batch(path: Path, concurrency: int) -> None:
 
             await asyncio.gather(*(one(deal) for deal in deals))
 
-    run(go())
+    if deals:  # a file of bad rows only needs no Temporal to say so
+        run(go())
     out.print(
         f"{len(started)} started, {len(existing)} already onboarding (left as they are), "
         f"{len(errors)} rows with errors"

@@ -121,7 +121,7 @@ def at_most(limit: int, what: str) -> AfterValidator:
 def at_most_value(limit: float) -> AfterValidator:
     def check(value: float, info: ValidationInfo) -> float:
         if entered_at(info) is not None and value > limit:
-            raise PydanticCustomError("too_large", "at most {limit:,}", {"limit": limit})
+            raise PydanticCustomError("too_large", "at most {limit}", {"limit": f"{limit:,}"})
         return value
 
     return AfterValidator(check)

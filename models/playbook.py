@@ -371,6 +371,9 @@ def format_validation_error(err: ValidationError) -> str:
     """One line per wrong field, each naming the field by its dotted path."""
     lines = []
     for error in err.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "(document)"
-        lines.append(f"{field}: {error['msg']}")
+        field = ".".join(str(part) for part in error["loc"])
+        # pydantic prefixes our own checks' words with "Value error, ": not for people.
+        message = error["msg"].removeprefix("Value error, ")
+        # No field: the document as a whole (not JSON at all, or a whole-document check).
+        lines.append(f"{field}: {message}" if field else message)
     return "; ".join(lines)
