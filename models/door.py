@@ -31,7 +31,7 @@ _DOOR = "door"  # the context key; its value is the moment the data entered
 def admit(model: type[M], data: Any, *, now: datetime | None = None) -> M:
     """Validate outside data (a JSON text, or Python values) with the door's checks; a
     ValidationError names each wrong field. `now` is when the data enters (default: now)."""
-    context = {_DOOR: now or datetime.now(UTC)}
+    context = door_context(now)
     if isinstance(data, str | bytes):
         return model.model_validate_json(data, context=context)
     return model.model_validate(_plain(data), context=context)
