@@ -9,7 +9,7 @@ import re
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -23,9 +23,12 @@ from infra.codec import DecryptionError
 from infra.db import SchemaError, check_schema, make_engine
 from infra.roster import RosterError
 from infra.settings import connect_temporal, load_settings
+from models.door import admit
 from models.journey import AwareDatetime
 from models.playbook import format_validation_error
 from workflows.contract import onboarding_id
+
+M = TypeVar("M", bound=BaseModel)
 
 app = typer.Typer(
     help="Customer onboarding: start onboardings, report milestones, see where each account is.",
@@ -104,6 +107,16 @@ def parse_time(value: str | None, option: str, *, dates: bool = False) -> dateti
             else str(error)
         )
         raise typer.BadParameter(f"{value!r}: {reason}", param_hint=option) from None
+
+
+def admitted(model: type[M], **fields: Any) -> M:
+    """A message built from what a person typed, through the door (models/door.py): names
+    and notes without control characters, times that already happened, sizes bounded. A
+    refusal is a usage error (exit 2) naming the field; nothing is sent."""
+    try:
+        return admit(model, fields)
+    except ValidationError as error:
+        raise typer.BadParameter(format_validation_error(error)) from None
 
 
 def when(value: datetime | None) -> str:

@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from cli.app import app, db_session, out, split_list
 from infra.roster import RosterEntry, active_loads, add_csm, queued, remove_csm, update_csm
+from models.door import admit
 from models.playbook import format_validation_error
 from models.tables import Csm
 
@@ -50,11 +51,10 @@ def csm_add(
         "chat": chat,
     }
     try:
-        entry = RosterEntry(
-            id=csm_id,
-            name=name,
-            email=email,
-            **{key: value for key, value in given.items() if value is not None},
+        entry = admit(
+            RosterEntry,
+            {"id": csm_id, "name": name, "email": email}
+            | {key: value for key, value in given.items() if value is not None},
         )
     except ValidationError as error:
         raise typer.BadParameter(format_validation_error(error)) from None

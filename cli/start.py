@@ -20,7 +20,9 @@ from cli.app import Failure, app, connect, err, out, run
 from infra.settings import Settings, load_settings
 from models.academy import load_academy
 from models.deal_csv import CsvFileError, Deal, RowError, read_deals
+from models.door import Refused, admit, decode_utf8, read_bytes
 from models.journey import OnboardingRequest, Stage
+from models.limits import MAX_DEAL_BYTES
 from models.onboarding import OnboardingInput
 from models.playbook import PlaybookError, format_validation_error, load_playbook
 from workflows.contract import (
@@ -39,12 +41,13 @@ class IfExists(StrEnum):
 
 
 def read_request(path: Path) -> OnboardingRequest:
+    """The deal document, through the door: bounded in size, UTF-8, valid JSON, every field
+    checked; anything wrong is a Failure naming the file and where in it."""
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise Failure(f"cannot read {path}: {error.strerror}") from None
-    try:
-        return OnboardingRequest.model_validate_json(text)
+        text = decode_utf8(path, read_bytes(path, MAX_DEAL_BYTES, "deal document"))
+        return admit(OnboardingRequest, text)
+    except Refused as refused:
+        raise Failure(str(refused)) from None
     except ValidationError as error:
         raise Failure(f"{path}: {format_validation_error(error)}") from None
 
@@ -189,7 +192,8 @@ def _start_batch(path: Path, concurrency: int) -> None:
 
             await asyncio.gather(*(one(deal) for deal in deals))
 
-    run(go())
+    if deals:  # a file of bad rows only needs no Temporal to say so
+        run(go())
     out.print(
         f"{len(started)} started, {len(existing)} already onboarding (left as they are), "
         f"{len(errors)} rows with errors"

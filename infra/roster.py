@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from models.journey import Contact, Name, Slug, TouchModel
+from models.door import admit
+from models.journey import Contact, Email, Name, Slug, Text, TouchModel
 from models.playbook import format_validation_error, load_toml
 from models.tables import Csm, Onboarding
 
@@ -25,10 +26,10 @@ class RosterEntry(BaseModel):
 
     id: Slug
     name: Name
-    email: EmailStr
+    email: Email
     touch_models: list[TouchModel] = Field(min_length=1)
     industries: list[Name] = []
-    chat: str | None = Field(default=None, description="e.g. their Slack handle")
+    chat: Text | None = Field(default=None, description="e.g. their Slack handle")
     capacity: int = Field(default=25, ge=0, description="Most active onboardings at once.")
     active: bool = True
 
@@ -102,7 +103,7 @@ def update_csm(session: Session, *, csm_id: str, changes: Mapping[str, object]) 
     row = _existing(session, csm_id)
     current = row.model_dump(exclude={"id"})
     try:
-        entry = RosterEntry.model_validate({"id": csm_id, **current, **changes})
+        entry = admit(RosterEntry, {"id": csm_id, **current, **changes})
     except ValidationError as err:
         raise RosterError(format_validation_error(err)) from None
     for field, value in entry.model_dump(mode="json", exclude={"id"}).items():

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field
 
 from models.academy import CoursePlan, LearningPath
-from models.journey import AwareDatetime, Cancel, CsmRef, Name, OnboardingRequest, Plan, Slug
+from models.journey import Cancel, CsmRef, Happened, Name, OnboardingRequest, Plan, Slug
 
 
 class FeatureAnnouncement(BaseModel):
@@ -22,7 +22,7 @@ class FeatureAnnouncement(BaseModel):
 class Churn(Cancel):
     """Payload of the `customer_churned` signal: the customer has left."""
 
-    at: AwareDatetime | None = None
+    at: Happened | None = None
 
 
 class EverboardingState(BaseModel):

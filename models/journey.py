@@ -20,8 +20,22 @@ from pydantic import (
     model_validator,
 )
 
+from models import door, limits
+
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=limits.MAX_NAME),
+    door.text(limits.MAX_NAME),
+]
+# Checked only at the door (models/door.py): running onboardings may hold anything here.
+Text = Annotated[str, door.text(limits.MAX_NAME)]  # an id or a short value typed by hand
+Who = Annotated[str, door.text(limits.MAX_NAME, blank=False)]  # who did or reports something
+Note = Annotated[str, door.text(limits.MAX_NOTE)]
+Goal = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), door.text(limits.MAX_GOAL)
+]
+Email = Annotated[EmailStr, door.safe_address]
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -32,6 +46,9 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
+# When something already happened, as another system or a person says: at the door, not in
+# the future (beyond clock skew) nor years ago.
+Happened = Annotated[AwareDatetime, door.happened]
 
 
 class Stage(StrEnum):
@@ -107,8 +124,8 @@ class Contact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    email: EmailStr
-    title: str | None = None
+    email: Email
+    title: Text | None = None
 
 
 class AccountExecutive(BaseModel):
@@ -116,7 +133,7 @@ class AccountExecutive(BaseModel):
 
     id: Slug
     name: Name
-    email: EmailStr
+    email: Email
 
 
 class OnboardingRequest(BaseModel):
@@ -130,32 +147,39 @@ class OnboardingRequest(BaseModel):
     touch_model: TouchModel
     industry: Name
     use_case: Name
-    contract_value: float = Field(ge=0)
+    # Never Infinity or NaN: pydantic writes them into JSON as null, so no onboarding can
+    # hold one (its input would not decode); the upper bound is the door's.
+    contract_value: Annotated[
+        float, Field(ge=0, allow_inf_nan=False), door.at_most_value(limits.MAX_CONTRACT_VALUE)
+    ]
     account_executive: AccountExecutive
     champion: Contact
-    goals: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]] = []
-    contract_signed_at: AwareDatetime | None = None
+    goals: Annotated[list[Goal], door.at_most(limits.MAX_GOALS, "goals")] = []
+    contract_signed_at: Happened | None = None
     playbook: Slug = "standard"
-    users: list[Contact] = Field(
-        default=[], description="The customer's first users; each gets academy access."
-    )
+    users: Annotated[
+        list[Contact],
+        door.at_most(limits.MAX_USERS, "users"),
+        door.distinct_addresses("user"),
+        Field(description="The customer's first users; each gets academy access."),
+    ] = []
 
 
 class MilestoneSignal(BaseModel):
     """Payload of the milestone signals (`contract_signed`, `kickoff_held`, ...)."""
 
-    by: str
-    at: AwareDatetime | None = None
-    note: str | None = None
+    by: Who
+    at: Happened | None = None
+    note: Note | None = None
 
 
 class CompleteMilestone(BaseModel):
     """Input of the `complete_milestone` update (the CSM's interface)."""
 
     milestone: Milestone
-    by: str
-    at: AwareDatetime | None = None
-    note: str | None = None
+    by: Who
+    at: Happened | None = None
+    note: Note | None = None
 
 
 class MilestoneRecord(BaseModel):
@@ -187,9 +211,9 @@ QUEUE_ID = "queue"
 class ReassignCsm(BaseModel):
     """Input of the `reassign_csm` update: hand the onboarding to another CSM."""
 
-    to: str
+    to: Text
     reason: Name
-    by: str
+    by: Who
     over_capacity: bool = Field(default=False, description="Allow going beyond capacity.")
 
 
@@ -207,35 +231,40 @@ class UsersAdded(BaseModel):
     """Payload of the `users_added` signal and input of the `add_users` update: new users
     who need academy access."""
 
-    users: list[Contact] = Field(min_length=1)
-    by: str
+    users: Annotated[
+        list[Contact],
+        Field(min_length=1),
+        door.at_most(limits.MAX_USERS, "users"),
+        door.distinct_addresses("user"),
+    ]
+    by: Who
 
 
 class TaskSignal(BaseModel):
     """Payload of the `task_done` signal (a system reports a checklist step done)."""
 
-    task_id: str
-    by: str
-    at: AwareDatetime | None = None
+    task_id: Text
+    by: Who
+    at: Happened | None = None
 
 
 class CompleteTask(BaseModel):
     """Input of the `complete_task` update."""
 
-    task_id: str
-    by: str
-    note: str | None = None
+    task_id: Text
+    by: Who
+    note: Note | None = None
 
 
 class ExtendDeadline(BaseModel):
     """Input of the `extend_deadline` update: a task's deadline, or the stage's when `task_id`
     is None; either a new due time or an amount to add."""
 
-    task_id: str | None = None
+    task_id: Text | None = None
     due_at: AwareDatetime | None = None
     extend_by: timedelta | None = None
     reason: Name
-    by: str
+    by: Who
 
     @model_validator(mode="after")
     def _one_of(self) -> ExtendDeadline:
@@ -245,12 +274,12 @@ class ExtendDeadline(BaseModel):
 
 
 class PauseClock(BaseModel):
-    by: str
+    by: Who
     reason: Name
 
 
 class ResumeClock(BaseModel):
-    by: str
+    by: Who
 
 
 class CancelReason(StrEnum):
@@ -266,8 +295,8 @@ class Cancel(BaseModel):
     """Input of the `cancel` update: the customer lets go."""
 
     reason: CancelReason
-    note: str | None = None
-    by: str
+    note: Note | None = None
+    by: Who
 
 
 class Cancellation(Cancel):
@@ -288,8 +317,8 @@ class Engagement(BaseModel):
     last at `at`: a product that reports often sends one signal per batch)."""
 
     kind: EngagementKind
-    value: str | None = None
-    at: AwareDatetime | None = None
+    value: Text | None = None
+    at: Happened | None = None
     count: int = Field(default=1, ge=1, le=1_000_000)
 
 
@@ -305,7 +334,7 @@ class ChampionChanged(BaseModel):
 
     reason: ChampionLossReason
     new_champion: Contact | None = None
-    at: AwareDatetime | None = None
+    at: Happened | None = None
 
 
 class ChampionChange(ChampionChanged):
@@ -316,7 +345,7 @@ class SetChampion(BaseModel):
     """Input of the `set_champion` update: the CSM names the new champion."""
 
     champion: Contact
-    by: str
+    by: Who
 
 
 class RiskLevel(StrEnum):
@@ -347,8 +376,8 @@ class Escalation(BaseModel):
 
 
 class Acknowledge(BaseModel):
-    by: str
-    note: str | None = None
+    by: Who
+    note: Note | None = None
 
 
 class TaskStatus(BaseModel):

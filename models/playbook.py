@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from models import door
+
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -31,7 +33,10 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_duration(value: object) -> object:
     """Accept `14d`, `36h`, `90s`, `30m`, `2w`; anything else goes on to pydantic (ISO 8601)."""
     if isinstance(value, str) and (match := _DURATION.match(value)):
-        return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+        try:
+            return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+        except OverflowError:
+            return value  # pydantic then says it is not a valid duration
     return value
 
 
@@ -43,8 +48,11 @@ def _positive(value: timedelta) -> timedelta:
 
 Duration = Annotated[
     timedelta,
+    # Before-validators run last-listed first: the door sees the value as the file wrote it.
     BeforeValidator(parse_duration),
+    door.unit_required,
     AfterValidator(_positive),
+    door.not_too_long,
     Field(description="e.g. 14d, 36h, 90s"),
 ]
 
@@ -229,6 +237,30 @@ class PlaybookFile(BaseModel):
             raise ValueError(f"stages: missing {', '.join(missing)}")
         return self
 
+    def reminder_problems(self) -> list[str]:
+        """Reminders `before` a due time longer than a stage's deadline would go out before
+        the stage begins: refused for every touch model, naming where each value is set."""
+        problems: list[str] = []
+        for touch_model in [None, *get_args(TouchModelName)]:
+            override = self.touch_models.get(touch_model) if touch_model else None
+            reminders, where = self.reminders, "reminders"
+            if override and override.reminders:
+                reminders, where = override.reminders, f"touch_models.{touch_model}.reminders"
+            for stage, plan in self.stages.items():
+                deadline, field = plan.deadline, f"stages.{stage}.deadline"
+                changed = override.stages.get(stage) if override else None
+                if changed and changed.deadline is not None:
+                    deadline = changed.deadline
+                    field = f"touch_models.{touch_model}.stages.{stage}.deadline"
+                for n, lead in enumerate(reminders.before):
+                    problem = (
+                        f"{where}.before.{n}: {_spoken(lead)} before due is longer than "
+                        f"{field} ({_spoken(deadline)}): it would come before the stage starts"
+                    )
+                    if lead > deadline and problem not in problems:
+                        problems.append(problem)
+        return problems
+
     def resolve(self, name: str, touch_model: str) -> Playbook:
         override = self.touch_models.get(touch_model, TouchModelOverride())  # type: ignore[call-overload]
         stages: dict[str, StagePlan] = {}
@@ -277,27 +309,58 @@ class Playbook(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
+def _spoken(value: timedelta) -> str:
+    """A duration the way playbooks write it (`14d`, `36h`), for messages."""
+    seconds = int(value.total_seconds())
+    for unit in "dhm":
+        if seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
 class PlaybookError(Exception):
     """A playbook that cannot be used; the message names the file and the field."""
 
 
 def load_playbook(directory: Path, name: str) -> PlaybookFile:
+    """A playbook file, validated on its own and against the academy catalogue beside it."""
     path = directory / f"{name}.toml"
     if not path.is_file():
         known = sorted(
             p.stem for p in directory.glob("*.toml") if p.stem not in ("csms", "academy")
         )
         raise PlaybookError(f"unknown playbook {name!r} (known: {', '.join(known) or 'none'})")
-    return load_toml(path, PlaybookFile, PlaybookError)
+    playbook = load_toml(path, PlaybookFile, PlaybookError)
+    problems = playbook.reminder_problems()
+    if playbook.learning.review_gate:
+        # Imported here: the academy's models use this module's Duration and load_toml.
+        from models.academy import ACADEMY_FILE, load_academy
+
+        catalogue = [course.id for course in load_academy(directory).courses]
+        problems += [
+            f"learning.review_gate.{n}: {course!r} is not a course of {ACADEMY_FILE}.toml "
+            f"(courses: {', '.join(catalogue)})"
+            for n, course in enumerate(playbook.learning.review_gate)
+            if course not in catalogue
+        ]
+    if problems:
+        raise PlaybookError(f"{path}: {'; '.join(problems)}")
+    return playbook
 
 
 def load_toml(path: Path, model: type[M], error: type[Exception]) -> M:
-    """Read and validate one of the CS team's TOML files (playbook, academy, roster); any
-    problem becomes `error` with the file and, for a wrong value, the field named."""
+    """Read and validate one of the CS team's TOML files (playbook, academy, roster), with
+    the door's checks; any problem becomes `error` with the file and, for a wrong value, the
+    field named."""
     try:
-        return model.model_validate(tomllib.loads(path.read_text()))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return model.model_validate(data, context=door.door_context())
     except FileNotFoundError as err:
         raise error(f"{path}: no such file") from err
+    except OSError as err:
+        raise error(f"cannot read {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise error(f"{path}: {door.not_utf8(err.object, err.start)}") from err
     except tomllib.TOMLDecodeError as err:
         raise error(f"{path}: not valid TOML: {err}") from err
     except ValidationError as err:
@@ -308,6 +371,9 @@ def format_validation_error(err: ValidationError) -> str:
     """One line per wrong field, each naming the field by its dotted path."""
     lines = []
     for error in err.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "(document)"
-        lines.append(f"{field}: {error['msg']}")
+        field = ".".join(str(part) for part in error["loc"])
+        # pydantic prefixes our own checks' words with "Value error, ": not for people.
+        message = error["msg"].removeprefix("Value error, ")
+        # No field: the document as a whole (not JSON at all, or a whole-document check).
+        lines.append(f"{field}: {message}" if field else message)
     return "; ".join(lines)

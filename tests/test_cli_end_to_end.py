@@ -276,6 +276,12 @@ BAD_DEALS = {
     "bad-slug.json": ({"account_id": "Acme Corp"}, "account_id: String should match pattern"),
     "naive-date.json": ({"contract_signed_at": "2026-11-20T14:30:00"}, "contract_signed_at"),
     "unknown-playbook.json": ({"playbook": "gold"}, "unknown playbook 'gold'"),
+    "line-break-in-name.json": (
+        {"champion": {"name": "Kim\nLee", "email": "kim@initech.example"}},
+        "champion.name: must not contain control characters (a line break at position 4)",
+    ),
+    "infinite-value.json": ({"contract_value": float("inf")}, "contract_value: Input should be"),
+    "signed-in-2099.json": ({"contract_signed_at": "2099-01-01T00:00:00Z"}, "is in the future"),
 }
 
 

@@ -61,6 +61,7 @@ def test_shipped_playbook_resolves_per_touch_model() -> None:
 )
 def test_durations_are_human_readable(tmp_path: Path, duration: str, expected: timedelta) -> None:
     text = STAGES.replace('deadline = "45d"', f'deadline = "{duration}"')
+    text += '\n[reminders]\nbefore = ["1m"]'  # a reminder must fit in the shortest deadline
     playbook = load_playbook(write(tmp_path, text), "custom")
     assert playbook.stages["adopt"].deadline == expected
 
