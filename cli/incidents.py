@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.app import app, out, run
+from cli.app import admitted, app, out, run
 from cli.journey import ACCOUNT, CURRENT_USER, _update
 from models.journey import ResolveIncident
 from models.onboarding import OnboardingStatus
@@ -32,17 +32,14 @@ def incident(
 ) -> None:
     """Send a message that failed again (after fixing the address or name it was built
     from), or dismiss it. `status ACCOUNT` lists the open incidents."""
-    retry = action is IncidentAction.RETRY
+    resolve = admitted(
+        ResolveIncident, number=number, retry=action is IncidentAction.RETRY, by=by, note=note
+    )
 
     async def go() -> None:
-        after = await _update(
-            account,
-            Updates.RESOLVE_INCIDENT,
-            ResolveIncident(number=number, retry=retry, by=by, note=note),
-            OnboardingStatus,
-        )
+        after = await _update(account, Updates.RESOLVE_INCIDENT, resolve, OnboardingStatus)
         what = f"incident #{number}" if number is not None else "every open incident"
-        done = "sent again under a new key" if retry else "dismissed"
+        done = "sent again under a new key" if resolve.retry else "dismissed"
         left = len(after.incidents)
         out.print(f"accepted: {what} of {account} {done}; {left} still open")
 

@@ -24,6 +24,7 @@ from temporalio.service import RPCError
 
 from cli.app import (
     Failure,
+    admitted,
     app,
     connect,
     err,
@@ -36,6 +37,7 @@ from cli.app import (
 )
 from infra.settings import load_settings
 from models.academy import LearningPath, load_academy
+from models.door import admit
 from models.everboarding import Churn, FeatureAnnouncement
 from models.journey import (
     Acknowledge,
@@ -88,15 +90,12 @@ def signal(
     note: Annotated[str | None, typer.Option(help="A short note for the record.")] = None,
 ) -> None:
     """Report a milestone; the onboarding accepts it or says why not."""
-    moment = parse_time(at, "--at")
+    report = admitted(
+        CompleteMilestone, milestone=milestone, by=by, at=parse_time(at, "--at"), note=note
+    )
 
     async def go() -> None:
-        result = await _update(
-            account,
-            Updates.COMPLETE_MILESTONE,
-            CompleteMilestone(milestone=milestone, by=by, at=moment, note=note),
-            MilestoneResult,
-        )
+        result = await _update(account, Updates.COMPLETE_MILESTONE, report, MilestoneResult)
         if result.milestone.stage is result.stage:
             out.print(f"accepted: {milestone} recorded for {account}; stage {result.stage} done")
         else:
@@ -141,14 +140,10 @@ def task(
     """Mark a checklist task done (its reminders stop)."""
     if not done:
         raise typer.BadParameter("say --done (the only action on a task so far)")
+    completion = admitted(CompleteTask, task_id=task_id, by=by, note=note)
 
     async def go() -> None:
-        result = await _update(
-            account,
-            Updates.COMPLETE_TASK,
-            CompleteTask(task_id=task_id, by=by, note=note),
-            TaskStatus,
-        )
+        result = await _update(account, Updates.COMPLETE_TASK, completion, TaskStatus)
         out.print(f"accepted: task {result.id} of {account} done")
 
     run(go())
@@ -178,12 +173,9 @@ def extend(
 ) -> None:
     """Move a deadline; its reminders follow."""
     due_at, extend_by = _parse_extension(to)
-    try:
-        request = ExtendDeadline(
-            task_id=task_id, due_at=due_at, extend_by=extend_by, reason=reason, by=who
-        )
-    except ValidationError as error:
-        raise typer.BadParameter(format_validation_error(error)) from None
+    request = admitted(
+        ExtendDeadline, task_id=task_id, due_at=due_at, extend_by=extend_by, reason=reason, by=who
+    )
 
     async def go() -> None:
         result = await _update(account, Updates.EXTEND_DEADLINE, request, TaskStatus)
@@ -199,9 +191,10 @@ def pause(
     reason: Annotated[str, typer.Option(help="What the onboarding waits on.")],
 ) -> None:
     """Stop the clock: no reminders, and paused time does not count against deadlines."""
+    pause_clock = admitted(PauseClock, by=by, reason=reason)
 
     async def go() -> None:
-        await _update(account, Updates.PAUSE, PauseClock(by=by, reason=reason), OnboardingStatus)
+        await _update(account, Updates.PAUSE, pause_clock, OnboardingStatus)
         out.print(f"accepted: the clock of {account} is paused")
 
     run(go())
@@ -210,9 +203,10 @@ def pause(
 @app.command()
 def resume(account: ACCOUNT, by: WHO) -> None:
     """Restart the clock; every open deadline moves by the time paused."""
+    resume_clock = admitted(ResumeClock, by=by)
 
     async def go() -> None:
-        result = await _update(account, Updates.RESUME, ResumeClock(by=by), OnboardingStatus)
+        result = await _update(account, Updates.RESUME, resume_clock, OnboardingStatus)
         out.print(
             f"accepted: the clock of {account} runs again; next deadline "
             f"{when(result.next_deadline)}"
@@ -229,11 +223,10 @@ def cancel(
     by: RECORDED_BY = CURRENT_USER,
 ) -> None:
     """End the onboarding: thank the customer, send the exit survey, start no everboarding."""
+    cancellation = admitted(Cancel, reason=reason, note=note, by=by)
 
     async def go() -> None:
-        await _update(
-            account, Updates.CANCEL, Cancel(reason=reason, note=note, by=by), OnboardingStatus
-        )
+        await _update(account, Updates.CANCEL, cancellation, OnboardingStatus)
         out.print(f"accepted: the onboarding of {account} is cancelled ({reason})")
 
     run(go())
@@ -248,10 +241,10 @@ def engagement(
     """Report customer engagement (as the product does by signal)."""
     if kind is EngagementKind.COURSE_COMPLETED:
         _check_course(value)
+    signal = admitted(Engagement, kind=kind, value=value)
 
     async def go() -> None:
         client = await connect()
-        signal = Engagement(kind=kind, value=value)
         handle = await existing_onboarding(client, account)
         if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
             await handle.signal(Signals.ENGAGEMENT, signal)
@@ -287,11 +280,10 @@ def ack(
     note: Annotated[str | None, typer.Option(help="What was done.")] = None,
 ) -> None:
     """Acknowledge the open escalation, so it climbs no further."""
+    acknowledgement = admitted(Acknowledge, by=by, note=note)
 
     async def go() -> None:
-        result = await _update(
-            account, Updates.ACKNOWLEDGE_ESCALATION, Acknowledge(by=by, note=note), Escalation
-        )
+        result = await _update(account, Updates.ACKNOWLEDGE_ESCALATION, acknowledgement, Escalation)
         out.print(f"accepted: escalation #{result.number} of {account} acknowledged")
 
     run(go())
@@ -306,15 +298,10 @@ def champion(
     title: Annotated[str | None, typer.Option(help="Their role.")] = None,
 ) -> None:
     """Name the customer's new champion; reminders go to them from now on."""
-    try:
-        contact = Contact(name=name, email=email, title=title)
-    except ValidationError as error:
-        raise typer.BadParameter(format_validation_error(error)) from None
+    change = admitted(SetChampion, champion={"name": name, "email": email, "title": title}, by=by)
 
     async def go() -> None:
-        await _update(
-            account, Updates.SET_CHAMPION, SetChampion(champion=contact, by=by), OnboardingStatus
-        )
+        await _update(account, Updates.SET_CHAMPION, change, OnboardingStatus)
         out.print(f"accepted: {name} is the champion of {account}")
 
     run(go())
@@ -331,11 +318,10 @@ def users(
 ) -> None:
     """Give new users academy access (now, or at kickoff if it has not happened yet)."""
     people = [_contact(address) for address in addresses]
+    added = admitted(UsersAdded, users=people, by=by)  # duplicates, how many
 
     async def go() -> None:
-        result = await _update(
-            account, Updates.ADD_USERS, UsersAdded(users=people, by=by), OnboardingStatus
-        )
+        result = await _update(account, Updates.ADD_USERS, added, OnboardingStatus)
         when_ = "now" if result.stage not in (Stage.DEPART, Stage.HANDOFF) else "at kickoff"
         out.print(f"accepted: {len(people)} user(s) for {account}; academy access {when_}")
 
@@ -345,7 +331,7 @@ def users(
 def _contact(address: str) -> Contact:
     name, email = parseaddr(address)
     try:
-        return Contact(name=name or email.split("@")[0], email=email or address)
+        return admit(Contact, {"name": name or email.split("@")[0], "email": email or address})
     except ValidationError as error:
         raise typer.BadParameter(f"{address!r}: {format_validation_error(error)}") from None
 
@@ -361,14 +347,10 @@ def reassign(
     ] = False,
 ) -> None:
     """Move an onboarding (open tasks, escalations, reminders) to another CSM; both are told."""
+    reassignment = admitted(ReassignCsm, to=to, reason=reason, by=by, over_capacity=over_capacity)
 
     async def go() -> None:
-        result = await _update(
-            account,
-            Updates.REASSIGN_CSM,
-            ReassignCsm(to=to, reason=reason, by=by, over_capacity=over_capacity),
-            CsmRef,
-        )
+        result = await _update(account, Updates.REASSIGN_CSM, reassignment, CsmRef)
         out.print(f"accepted: {account} is now with {result.id} ({result.name}); both were told")
 
     run(go())
@@ -386,15 +368,13 @@ def announce(
     """Tell every running everboarding on these plans; their next digest carries it.
 
     Safe to repeat: each everboarding takes an announcement id once."""
-    try:
-        announcement = FeatureAnnouncement(
-            id=feature_id or _slug(feature),
-            name=feature,
-            summary=summary,
-            plans=[part.strip() for part in plans.split(",") if part.strip()],
-        )
-    except ValidationError as error:
-        raise typer.BadParameter(format_validation_error(error)) from None
+    announcement = admitted(
+        FeatureAnnouncement,
+        id=feature_id or _slug(feature),
+        name=feature,
+        summary=summary,
+        plans=[part.strip() for part in plans.split(",") if part.strip()],
+    )
 
     async def go() -> None:
         client = await connect()
@@ -431,11 +411,12 @@ def churn(
     by: RECORDED_BY = CURRENT_USER,
 ) -> None:
     """The customer has left: end their everboarding and record the churn (retention)."""
+    churned = admitted(Churn, reason=reason, note=note, by=by)
 
     async def go() -> None:
         client = await connect()
         handle = await _running_everboarding(client, account)
-        await handle.signal(Signals.CUSTOMER_CHURNED, Churn(reason=reason, note=note, by=by))
+        await handle.signal(Signals.CUSTOMER_CHURNED, churned)
         out.print(f"sent: {account} churned ({reason}); the everboarding ends")
 
     run(go())

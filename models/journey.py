@@ -221,10 +221,10 @@ class ResolveIncident(BaseModel):
     """Input of the `resolve_incident` update: send a failed message again (after the data
     that broke it was fixed) or dismiss it."""
 
-    number: int | None = Field(default=None, description="None: every open incident.")
+    number: int | None = Field(default=None, ge=1, description="None: every open incident.")
     retry: bool = Field(description="Send again (true) or dismiss (false).")
-    by: str
-    note: str | None = None
+    by: Who
+    note: Note | None = None
 
 
 class UsersAdded(BaseModel):

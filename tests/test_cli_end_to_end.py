@@ -391,7 +391,7 @@ def test_refusals_are_clear(app_env: dict[str, str], worker_process) -> None:
     future = starter(
         app_env, "signal", "initech", "contract-signed", "--by", "x", "--at", "2099-01-01T10:00Z"
     )
-    assert future.returncode == 1 and "in the future" in future.stderr
+    assert future.returncode == 2 and "in the future" in future.stderr  # refused at the door
     assert status_json(app_env, "initech")["milestones"] == {}
 
 

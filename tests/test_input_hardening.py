@@ -280,6 +280,49 @@ BAD_INPUT = [
         playbook('before = ["2d"]', 'before = ["3d"]'),
     ),
     BadInput(
+        "`signal … --at` a time next week",
+        "at: is in the future",
+        2,
+        lambda _: [
+            *("signal", "acme", "kickoff-held", "--by", "csm-007"),
+            *("--at", (NOW + timedelta(days=7)).isoformat()),
+        ],
+    ),
+    BadInput(
+        "`signal … --note` with a line break",
+        "note: must not contain control characters (a line break at position 5)",
+        2,
+        lambda _: ["signal", "acme", "kickoff-held", "--by", "csm-007", "--note", "done\nok"],
+    ),
+    BadInput(
+        "`champion … --name` with a line break",
+        "champion.name: must not contain control characters (a line break at position 4)",
+        2,
+        lambda _: [
+            *("champion", "acme", "--name", "Kim\nLee", "--email", "kim@acme.example"),
+            *("--by", "csm-007"),
+        ],
+    ),
+    BadInput(
+        "`users … add ops/team@acme.example`",
+        "'ops/team@acme.example': email: the part before the @ may hold only letters, digits "
+        "and . - _ + ' (not /)",
+        2,
+        lambda _: ["users", "acme", "add", "ops/team@acme.example"],
+    ),
+    BadInput(
+        "`users … add` the same address twice",
+        "users: user 2 has the same email address as user 1 (case ignored)",
+        2,
+        lambda _: ["users", "acme", "add", "ana@acme.example", "Ana Ruiz <ANA@acme.example>"],
+    ),
+    BadInput(
+        f"`users … add` {MAX_USERS + 1} addresses",
+        f"users: at most {MAX_USERS} users ({MAX_USERS + 1} given)",
+        2,
+        lambda _: ["users", "acme", "add", *(f"u{n}@acme.example" for n in range(MAX_USERS + 1))],
+    ),
+    BadInput(
         "`csm add … --email ops/team@example.com`",
         "email: the part before the @ may hold only letters, digits and . - _ + ' (not /)",
         2,
