@@ -28,19 +28,7 @@ KNOWN = {name.upper() for name in Settings.model_fields} | {
     "TEMPORAL_PROFILE",
     "TEMPORAL_TLS",
 }
-# ARRIVING WITH THIS RELEASE (issue 11): settings the encryption and SMTP TLS work adds to
-# infra/settings.py on other branches. Once they are merged, KNOWN holds them all and this
-# set can go.
-ARRIVING = {
-    "ENCRYPTION_KEYS",
-    "CODEC_SERVER_TOKEN",
-    "CODEC_SERVER_PORT",
-    "CODEC_CORS_ORIGINS",
-    "SMTP_TLS",
-    "SMTP_CA_FILE",
-    "SMTP_ALLOW_PLAIN_LOGIN",
-}
-READ_BY_THE_APP = KNOWN | ARRIVING
+READ_BY_THE_APP = KNOWN
 
 # The secrets compose must be given: no defaults, it stops without them.
 REQUIRED_SECRETS = (
