@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run demo worker migrate test lint format clean
+.PHONY: install run demo worker migrate test lint format clean faults
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ worker: install
 ## test: the whole suite (set TEST_DATABASE_URL to include PostgreSQL)
 test: install
 	$(PY) -m pytest
+
+## faults: 200 onboardings while workers, mail, database and Temporal are broken on purpose
+## (benchmarks/faults.py; needs PostgreSQL on 127.0.0.1:5432; e.g. FAULTS_ARGS="--seed 7")
+faults: install
+	$(PY) benchmarks/faults.py $(FAULTS_ARGS)
 
 lint: install
 	$(PY) -m ruff check .
