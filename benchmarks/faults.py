@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import shutil
@@ -44,7 +45,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from faults_inject import FaultPlan, Injector  # noqa: E402
 from faults_journeys import Journeys  # noqa: E402
-from faults_report import mail_summary, marked_sent, read_deliveries  # noqa: E402
+from faults_report import (  # noqa: E402
+    activity_failures,
+    mail_summary,
+    marked_sent,
+    read_deliveries,
+)
 from faults_stack import (  # noqa: E402
     ROOT,
     AppDatabase,
@@ -149,10 +155,13 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             FaultPlan.draw(rng, args.window), rng, temporal, smtp, database, workers
         )
         faults = asyncio.create_task(injector.run(t0))
-        await journeys.signal_all(t0, args.window)
-        await faults
+        try:
+            await journeys.signal_all(t0, args.window)
+            await faults
+        finally:
+            faults.cancel()  # on failure: no fault may restart what is being stopped
         await journeys.wait_until_ended(SETTLE_SECONDS)
-        outcomes = await journeys.outcomes()
+        outcomes = await journeys.outcomes(t0)
 
         for worker in workers:
             await worker.stop()  # settled: nothing may touch the outbox while it is read
@@ -168,6 +177,7 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         **outcomes,
         "mail": mail,
         "faults": injector.summary(t0),
+        "activity_failures": activity_failures(folder),
         "seed": args.seed,
         "window_seconds": args.window,
         "wall_seconds": round(time.time() - started, 1),
@@ -208,7 +218,15 @@ def print_report(report: dict[str, Any]) -> None:
         f"Temporal restarted {len(faults['temporal_restarts'])}x, "
         f"{len(faults['worker_exits'])} unplanned worker exits"
     )
-    print(f"wall time                {report['wall_seconds']:.0f} s (seed {report['seed']})")
+    failures = report["activity_failures"]
+    print(f"activity attempts failed {sum(failures.values())}")
+    for error, count in list(failures.items())[:5]:
+        print(f"  {count:>4} × {error}")
+    print(
+        f"wall time                {report['wall_seconds']:.0f} s (seed {report['seed']}); "
+        f"signals and faults over {report['window_seconds']:.0f} s, the last onboarding "
+        f"ended at {report['last_ended_at_seconds']} s"
+    )
     if mail["duplicates"]:
         print("\nduplicate deliveries (key, count, when and by which worker, likely cause):")
         for dup in mail["duplicates"]:
@@ -240,6 +258,7 @@ def main() -> int:
         parser.error("--journeys must be at least 1")
     if args.window < 100:
         parser.error("--window must be at least 100 seconds (11 faults, a 30 s mail outage)")
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")  # to stderr
     if args.seed is None:
         args.seed = random.randrange(1_000_000)
     folder = Path(tempfile.mkdtemp(prefix="faults-"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -58,13 +59,18 @@ class Injector:
         self.database = database
         self.workers = workers
         self.events: list[Event] = []
+        self.t0 = time.time()
         # Held while a slot is being killed and restarted, so the watchdog leaves it alone.
         self.busy = {w.name: asyncio.Lock() for w in workers}
 
     def record(self, kind: str, detail: str = "", worker: str = "") -> None:
-        self.events.append(Event(time.time(), kind, detail, worker))
+        event = Event(time.time(), kind, detail, worker)
+        self.events.append(event)
+        said = " ".join(part for part in (kind, worker, detail) if part)
+        print(f"[{event.t - self.t0:5.0f} s] {said}", file=sys.stderr, flush=True)
 
     async def run(self, t0: float) -> None:
+        self.t0 = t0
         watchdog = asyncio.create_task(self.watch())
         outage: asyncio.Task[None] | None = None
         try:
@@ -74,7 +80,7 @@ class Injector:
                     await self.kill_worker(self.rng.choice(self.workers))
                 elif kind == "db-drop":
                     dropped = await asyncio.to_thread(self.database.drop_connections)
-                    self.record("db-drop", str(dropped))
+                    self.record("db-drop", f"{dropped} connections")
                 elif kind == "smtp-outage":
                     outage = asyncio.create_task(self.smtp_outage())
                 elif kind == "temporal-restart":
@@ -147,7 +153,8 @@ class Injector:
                 for d, u in zip(smtp_downs, smtp_ups, strict=False)
             ],
             "db_drops": [
-                {"at_seconds": at(e), "connections": int(e.detail)} for e in of("db-drop")
+                {"at_seconds": at(e), "connections": int(e.detail.split()[0])}
+                for e in of("db-drop")
             ],
             "temporal_restarts": [
                 {"down_at_seconds": at(d), "up_at_seconds": at(u)}

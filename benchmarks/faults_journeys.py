@@ -18,7 +18,7 @@ from faults_stack import ROOT, StackError
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from infra.settings import connect_temporal
+from infra.settings import connect_temporal, worker_runtime
 from models.journey import MilestoneSignal
 from workflows.contract import ONBOARDING_WORKFLOW, Queries, Signals, onboarding_id
 
@@ -61,7 +61,9 @@ class Journeys:
             for name in [n for n in os.environ if n.startswith("TEMPORAL_")]:
                 del os.environ[name]
             os.environ["TEMPORAL_ADDRESS"] = self.address
-            self._client = await connect_temporal()
+            # The SDK core's own warnings (its retries while Temporal restarts) go through
+            # Python logging to stderr, not into the report on stdout.
+            self._client = await connect_temporal(worker_runtime(metrics_port=0))
         return self._client
 
     def write_csv(self) -> Path:
@@ -173,7 +175,8 @@ class Journeys:
         """The run's final answer (its result), or its `status` while it still runs."""
         handle = client.get_workflow_handle(onboarding_id(account))
         try:
-            status = (await handle.describe()).status
+            described = await handle.describe()
+            status = described.status
             if status is WorkflowExecutionStatus.COMPLETED:
                 final = await handle.result(rpc_timeout=RPC_TIMEOUT)
             else:
@@ -181,9 +184,10 @@ class Journeys:
         except RPCError as error:
             return {"workflow": "unknown", "error": error.message}
         name = status.name.lower() if status else "unknown"
-        return {"workflow": name, **(final if isinstance(final, dict) else {})}
+        closed = described.close_time.timestamp() if described.close_time else None
+        return {"workflow": name, "closed": closed, **(final if isinstance(final, dict) else {})}
 
-    async def outcomes(self) -> dict[str, Any]:
+    async def outcomes(self, t0: float) -> dict[str, Any]:
         client = await self.client()
         gate = asyncio.Semaphore(8)
 
@@ -211,8 +215,11 @@ class Journeys:
         for final in finals.values():
             found = final.get("incidents", 0)  # where the code counts incidents (issue 11)
             incidents += len(found) if isinstance(found, list) else int(found or 0)
+        closed = [f["closed"] for f in finals.values() if f.get("closed")]
         return {
             "completed": len(self.accounts) - len(not_completed),
+            # When the last onboarding ended, counted like the faults from the first signal.
+            "last_ended_at_seconds": round(max(closed) - t0, 1) if closed else None,
             "not_completed": not_completed,
             "signals": {
                 "sent": len(self.sent),

@@ -19,6 +19,7 @@ from faults_stack import Event
 
 SENDER = re.compile(r"faults\+(w\d+\.\d+)@")
 MAIL_SENT = re.compile(r"^mail (\S+) sent$")
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b")
 # How close a fault must follow a delivery to have cut it off from its bookkeeping: the mark
 # `sent` comes right after the SMTP answer, unless the database is slow under load.
 AFTER_DELIVERY_SECONDS = 10.0
@@ -152,3 +153,21 @@ def mail_summary(
         ),
         "not_sent_at_end": sorted(k for k, status in outbox.items() if status != "sent"),
     }
+
+
+def activity_failures(folder: Path) -> dict[str, int]:
+    """Failed activity attempts in the workers' logs, by the error's last line (the exception),
+    most frequent first: what the faults looked like from inside."""
+    errors: Counter[str] = Counter()
+    for log in folder.glob("worker-w*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if entry.get("message") == "Completing activity as failed":
+                lines = str(entry.get("error", "")).strip().splitlines()
+                # The exception's own line (SQLAlchemy adds the SQL and a link after it).
+                named = [x for x in lines if EXCEPTION_LINE.match(x)] or lines
+                errors[named[-1][:160] if named else "(no error logged)"] += 1
+    return dict(errors.most_common())
