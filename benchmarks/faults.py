@@ -195,7 +195,7 @@ def print_report(report: dict[str, Any]) -> None:
     print(
         f"signals sent / applied   {signals['sent']} / {signals['applied']}"
         f"  (lost: {len(signals['lost'])}, not sent: {len(signals['failed'])}, "
-        f"RPC retries: {signals['rpc_retries']})"
+        f"errors retried by the run: {signals['rpc_retries']})"
     )
     for lost in signals["lost"]:
         print(f"  lost                   {lost}")
