@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet \
 	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: install run demo worker migrate test lint format clean
+.PHONY: install run demo worker migrate test lint format clean faults
 
 # The locked dependencies, hash-checked; then the project itself (editable, so it cannot be
 # hashed, and with --no-deps so it cannot pull anything the lock did not name).
@@ -53,6 +53,11 @@ worker: install
 ## test: the whole suite (set TEST_DATABASE_URL to include PostgreSQL)
 test: install
 	$(PY) -m pytest
+
+## faults: 200 onboardings while workers, mail, database and Temporal are broken on purpose
+## (benchmarks/faults.py; needs PostgreSQL on 127.0.0.1:5432; e.g. FAULTS_ARGS="--seed 7")
+faults: install
+	$(PY) benchmarks/faults.py $(FAULTS_ARGS)
 
 lint: install
 	$(PY) -m ruff check .
