@@ -211,10 +211,8 @@ class Journeys:
                 applied += 1
             else:
                 lost.append(f"{account} {milestone}")
-        incidents = 0
-        for final in finals.values():
-            found = final.get("incidents", 0)  # where the code counts incidents (issue 11)
-            incidents += len(found) if isinstance(found, list) else int(found or 0)
+        # Every incident a journey raised, open or cleared (`incidents` lists the open ones).
+        incidents = sum(int(final.get("incidents_raised") or 0) for final in finals.values())
         closed = [f["closed"] for f in finals.values() if f.get("closed")]
         return {
             "completed": len(self.accounts) - len(not_completed),
