@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from pydantic import ValidationError
 from temporalio.client import Client
@@ -48,6 +49,9 @@ def build_worker(
     executor: ThreadPoolExecutor,
     task_queue: str = TASK_QUEUE,
     activity_threads: int = ACTIVITY_THREADS,
+    # On SIGTERM, running activities finish (within compose's 60 s stop_grace_period) before
+    # they are cancelled.
+    graceful_shutdown: timedelta = timedelta(seconds=50),
 ) -> Worker:
     """Check the database and assemble the worker (also used by the tests)."""
     roster = load_roster(settings.roster_file)
@@ -68,6 +72,7 @@ def build_worker(
         activities=[effects.carry_out, assign.assign_csm, assign.reassign_csm],
         activity_executor=executor,
         max_concurrent_activities=activity_threads,
+        graceful_shutdown_timeout=graceful_shutdown,
         workflow_runner=workflow_runner(),
     )
 

@@ -20,6 +20,7 @@ from jinja2 import (
     FileSystemLoader,
     StrictUndefined,
     TemplateError,
+    TemplateNotFound,
     select_autoescape,
 )
 
@@ -89,6 +90,11 @@ class Transport(Protocol):
     def send(self, message: EmailMessage) -> None: ...
 
 
+class MailDeferred(Exception):
+    """The server said not now (4xx) or the session broke: retried. Carries the SMTP code
+    only, since smtplib's own errors quote the addresses (and would reach the logs)."""
+
+
 class MailRefused(Exception):
     """The server refused this message for good (5xx): retrying it as it is cannot help."""
 
@@ -101,6 +107,8 @@ class MailRefused(Exception):
 def permanent_failure(error: Exception) -> tuple[str, str] | None:
     """(type, reason) when a message can never be built as it is; None for anything else
     (retried). Reasons carry no personal data."""
+    if isinstance(error, TemplateNotFound):
+        return None  # a worker of an older release, mid-deploy: a newer one will have it
     if isinstance(error, TemplateError):
         return "TemplateError", f"{type(error).__name__}: {error.message}"
     if isinstance(error, ValueError) and "linefeed" in str(error):
@@ -169,19 +177,24 @@ class SmtpTransport:
                 smtp.send_message(message)
             except smtplib.SMTPRecipientsRefused as error:
                 codes = sorted({code for code, _ in error.recipients.values()})
+                shown = ", ".join(map(str, codes))
                 if all(code >= 500 for code in codes):
-                    # The server's text can quote the address: keep only the codes.
-                    shown = ", ".join(map(str, codes))
                     raise MailRefused(
                         "RecipientRefused", f"the mail server refused the recipient ({shown})"
                     ) from None
-                raise
+                raise MailDeferred(f"the mail server deferred the recipient ({shown})") from None
             except smtplib.SMTPDataError as error:
                 if error.smtp_code >= 500:
                     raise MailRefused(
                         "MessageRefused", f"the mail server refused the message ({error.smtp_code})"
                     ) from None
-                raise
+                raise MailDeferred(
+                    f"the mail server deferred the message ({error.smtp_code})"
+                ) from None
+            except smtplib.SMTPResponseException as error:  # sender refused, and the like
+                raise MailDeferred(
+                    f"the mail server answered {error.smtp_code} ({type(error).__name__})"
+                ) from None
 
 
 def transport_from_settings(settings: Settings) -> Transport:

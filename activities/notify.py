@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +22,7 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 from temporalio import activity
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.mail import (
     MailRefused,
@@ -50,8 +52,24 @@ MARK_RETRIES = (0.5, 1, 2, 4, 8)
 Send = Callable[[], None]
 
 
-class MailBusy(Exception):
-    """Another attempt holds this message's claim: the activity retries later (retryable)."""
+# A chat service that refuses this many attempts in a row is taken as broken for this
+# message (a revoked webhook): it becomes an incident instead of holding up the batch.
+CHAT_ATTEMPTS = 10
+
+
+class MailBusy(ApplicationError):
+    """Another attempt holds this message's claim: the activity retries later (retryable,
+    and benign: logged without alarm)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="MailBusy", category=ApplicationErrorCategory.BENIGN)
+
+
+def _shielded() -> AbstractContextManager[None]:
+    """Hold a cancel (worker shutdown, heartbeat timeout) off until the block is done: between
+    a delivery and its mark, an exception raised into the thread would leave a sent message
+    looking unsent."""
+    return activity.shield_thread_cancel_exception() if activity.in_activity() else nullcontext()
 
 
 @dataclass(frozen=True)
@@ -140,9 +158,15 @@ class Notify:
             )
 
             def post() -> None:
-                if not self.chat.notify(title=rendered.subject, body=rendered.text):
-                    # Retried by the activity's policy; apprise has logged which service.
-                    raise RuntimeError(f"chat delivery failed for {key}")
+                if self.chat.notify(title=rendered.subject, body=rendered.text):
+                    return
+                attempt = activity.info().attempt if activity.in_activity() else 1
+                if attempt >= CHAT_ATTEMPTS:
+                    raise MailRefused(
+                        "ChatUndeliverable", f"the chat service refused {attempt} attempts"
+                    )
+                # Retried by the activity's policy; apprise has logged which service.
+                raise RuntimeError(f"chat delivery failed for {key}")
 
             return row, post
 
@@ -162,13 +186,14 @@ class Notify:
         claimed = self._claim(row, token)
         if claimed is not None:
             return claimed
-        try:
-            send()
-        except MailRefused as refused:
-            return self._failed(
-                key, token, Failure(key, refused.error_type, refused.reason), account_id
-            )
-        self._mark_sent(key, token)
+        with _shielded():
+            try:
+                send()
+            except MailRefused as refused:
+                return self._failed(
+                    key, token, Failure(key, refused.error_type, refused.reason), account_id
+                )
+            self._mark_sent(key, token)
         log.info("mail %s sent", key)
         return Outcome(sent=True)
 
@@ -237,6 +262,9 @@ class Notify:
                 return Outcome()  # sent before the template broke (a retried old batch)
             if row is not None and token is not None and row.claimed_by != token:
                 raise MailBusy(f"{key}: the claim was lost while sending")
+            live = row is not None and row.lease_until is not None and row.lease_until > utcnow()
+            if token is None and row is not None and row.status == "sending" and live:
+                raise MailBusy(f"{key} is claimed by another attempt until {row.lease_until}")
             if row is None:  # it failed before it could be claimed (rendering)
                 row = Notification(
                     key=key,

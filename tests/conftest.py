@@ -163,12 +163,15 @@ class Mailbox:
         self.open.set()
         self.held = 0  # deliveries waiting at the closed gate
         self.refuse: set[str] = set()  # addresses refused for good (550), like a bounce
+        self.defer: set[str] = set()  # addresses deferred (450), like greylisting
 
     async def handle_RCPT(  # noqa: N802
         self, server: object, session: object, envelope: object, address: str, options: object
     ) -> str:
         if address in self.refuse:
             return f"550 5.1.1 <{address}>: no such user"
+        if address in self.defer:
+            return f"450 4.2.0 <{address}>: greylisted, try again later"
         envelope.rcpt_tos.append(address)  # type: ignore[attr-defined]
         return "250 OK"
 

@@ -36,19 +36,20 @@ def test_an_incident_is_found_explained_and_retried_from_the_cli(
     tmp_path,  # type: ignore[no-untyped-def]
 ) -> None:
     mailbox = refusing_smtp
-    assert starter(app_env, "start", "--from-file", deal_file(tmp_path, "acme")).returncode == 0
-    wait_for(lambda: status_json(app_env, "acme")["incidents"])
+    document = deal_file(tmp_path, "acme", account_id="refused-co")
+    assert starter(app_env, "start", "--from-file", document).returncode == 0
+    wait_for(lambda: status_json(app_env, "refused-co")["incidents"])
 
     listed = starter(app_env, "list", "--incidents")
-    assert "acme" in listed.stdout and "1 incident(s)" in listed.stdout
-    status = starter(app_env, "status", "acme").stdout
+    assert "refused-co" in listed.stdout and "1 incident(s)" in listed.stdout
+    status = starter(app_env, "status", "refused-co").stdout
     assert "Incident #1" in status and "RecipientRefused" in status
     assert "warn incidents: 1 onboarding(s)" in starter(app_env, "doctor").stdout
 
     fixed = starter(
         app_env,
         "champion",
-        "acme",
+        "refused-co",
         "--name",
         "Ana Ruiz",
         "--email",
@@ -57,17 +58,21 @@ def test_an_incident_is_found_explained_and_retried_from_the_cli(
         "csm-007",
     )
     assert fixed.returncode == 0, fixed.stderr
-    retried = starter(app_env, "incident", "retry", "acme", "--by", "csm-007")
+    retried = starter(app_env, "incident", "retry", "refused-co", "--by", "csm-007")
     assert retried.returncode == 0, retried.stderr
-    assert "accepted: every open incident of acme sent again under a new key" in retried.stdout
-    wait_for(lambda: "onboarding-acme:depart:what-to-expect:retry1" in mailbox.received())
     assert (
-        mailbox.one("onboarding-acme:depart:what-to-expect:retry1")["To"].addresses[0].addr_spec
+        "accepted: every open incident of refused-co sent again under a new key" in retried.stdout
+    )
+    wait_for(lambda: "onboarding-refused-co:depart:what-to-expect:retry1" in mailbox.received())
+    assert (
+        mailbox.one("onboarding-refused-co:depart:what-to-expect:retry1")["To"]
+        .addresses[0]
+        .addr_spec
         == "ana@acme.example"
     )
 
-    again = starter(app_env, "incident", "retry", "acme", "--number", "1")
+    again = starter(app_env, "incident", "retry", "refused-co", "--number", "1")
     assert again.returncode == 1
-    assert "rejected: acme has no open incident" in again.stderr
-    assert "acme" not in starter(app_env, "list", "--incidents").stdout
-    starter(app_env, "cancel", "acme", "--reason", "other", "--by", "csm-007")
+    assert "rejected: refused-co has no open incident" in again.stderr
+    assert "refused-co" not in starter(app_env, "list", "--incidents").stdout
+    starter(app_env, "cancel", "refused-co", "--reason", "other", "--by", "csm-007")

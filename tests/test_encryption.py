@@ -160,7 +160,9 @@ async def test_a_running_onboarding_survives_a_key_rotation_and_takes_unencrypte
 
     client_a = encrypted_client(dev_env, key_a)
     with ThreadPoolExecutor(max_workers=4) as executor:
-        async with build_worker(client_a, settings, executor, task_queue=task_queue):
+        async with build_worker(
+            client_a, settings, executor, task_queue=task_queue, activity_threads=4
+        ):
             await client_a.start_workflow(
                 OnboardingWorkflow.run, workflow_input, id=workflow_id, task_queue=task_queue
             )
@@ -177,7 +179,9 @@ async def test_a_running_onboarding_survives_a_key_rotation_and_takes_unencrypte
     client_ba = encrypted_client(dev_env, f"{key_b},{key_a}")
     handle = client_ba.get_workflow_handle(workflow_id)
     with ThreadPoolExecutor(max_workers=4) as executor:
-        async with build_worker(client_ba, settings, executor, task_queue=task_queue):
+        async with build_worker(
+            client_ba, settings, executor, task_queue=task_queue, activity_threads=4
+        ):
             assert (await reach(handle, Stage.KICKOFF)).champion.email == (
                 "kenji.mori@acme-logistics.example"
             )

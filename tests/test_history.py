@@ -145,7 +145,9 @@ async def test_a_journey_that_continues_as_new_loses_nothing_and_repeats_nothing
 ) -> None:
     client = short_history_env.client
     with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(client, settings, executor, task_queue=task_queue):
+        async with build_worker(
+            client, settings, executor, task_queue=task_queue, activity_threads=8
+        ):
             handle = await start(client, task_queue)
             # Early and duplicate facts, across hand-overs.
             await handle.signal(OnboardingWorkflow.integration_done, MilestoneSignal(by="product"))
@@ -230,7 +232,9 @@ async def test_a_hand_over_waits_for_an_update_under_way(
     hand-over waits for it, and the CSM gets an answer (not an update lost with the run)."""
     client = short_history_env.client
     with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(client, settings, executor, task_queue=task_queue):
+        async with build_worker(
+            client, settings, executor, task_queue=task_queue, activity_threads=8
+        ):
             signed = datetime.now(UTC)
             handle = await start(
                 client, task_queue, account_id="handover", contract_signed_at=signed
@@ -275,7 +279,9 @@ async def test_a_flood_of_engagement_is_all_taken_and_history_stays_bounded(
     continue-as-new while new signals keep arriving (see the README)."""
     client = dev_env.client
     with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(client, settings, executor, task_queue=task_queue):
+        async with build_worker(
+            client, settings, executor, task_queue=task_queue, activity_threads=8
+        ):
             handle = await start(client, task_queue, account_id="busy", contract_signed_at=None)
             await reach(handle, Stage.DEPART)
             gate = asyncio.Semaphore(16)

@@ -9,7 +9,15 @@ import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
-from models.journey import Contact, MilestoneSignal, ResolveIncident, SetChampion, Stage
+from models.journey import (
+    Cancel,
+    CancelReason,
+    Contact,
+    MilestoneSignal,
+    ResolveIncident,
+    SetChampion,
+    Stage,
+)
 from tests.conftest import (
     Mailbox,
     deal,
@@ -115,3 +123,26 @@ async def test_a_dismissed_incident_sends_nothing(
     status = await handle.query(OnboardingWorkflow.status)
     assert status.incidents == []
     await handle.terminate("test over")
+
+
+async def test_an_incident_in_the_last_batch_is_told_and_closed_with_the_onboarding(
+    client: Client, worker: Worker, mailbox: Mailbox
+) -> None:
+    """The CSM cancels; the farewell to a mistyped address is refused: CS ops still hear of
+    it, and the run does not close with an incident nobody can clear."""
+    handle = await client.start_workflow(
+        OnboardingWorkflow.run,
+        onboarding_input(ACME),
+        id="onboarding-acme",
+        task_queue=worker.task_queue,
+    )
+    await eventually(lambda: "onboarding-acme:depart:what-to-expect" in mailbox.received())
+    await idle(handle)
+    mailbox.refuse.add(str(ACME.champion.email))
+    await handle.execute_update(
+        OnboardingWorkflow.cancel, Cancel(reason=CancelReason.PRICE, by="csm-007")
+    )
+    final = await handle.result()
+    assert "onboarding-acme:incident:1" in mailbox.received()
+    assert "farewell" in str(mailbox.one("onboarding-acme:incident:1").get_body(("plain",)))
+    assert final.incidents == [] and final.incidents_raised == 1

@@ -4,9 +4,12 @@ the message (the one window no sender can close), and messages that can never go
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,16 +17,20 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
+from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
 
 from activities import notify
-from activities.mail import FileOutbox, SmtpTransport
+from activities.mail import FileOutbox, MailDeferred, SmtpTransport
 from activities.notify import MailBusy, Notify
-from infra.db import SessionFactory
+from infra.db import SessionFactory, make_engine, session_factory
 from infra.settings import Settings
 from models.activities import Mail, MailContext, MailTemplate
 from models.journey import Contact
 from models.tables import Notification, utcnow
-from tests.conftest import Mailbox, deal
+from tests.conftest import Mailbox, deal, eventually, free_port, onboarding_input
+from worker import build_worker
+from workflows.onboarding import OnboardingWorkflow
 
 KEY = "onboarding-acme.0000aaaa:kickoff:welcome"
 REQUEST = deal("acme")
@@ -202,3 +209,73 @@ def test_a_file_outbox_names_files_safely_and_leaves_no_temporary_files(
     n = Notify(sessions, FileOutbox(outbox), Settings(outbox_dir=outbox))
     assert send(n, key="onboarding-acme.0000aaaa:odd/../key").sent
     assert [p.name for p in outbox.iterdir()] == ["onboarding-acme.0000aaaa_odd_.._key.eml"]
+
+
+def test_a_deferred_recipient_is_retried_and_its_error_names_no_address(
+    sessions, smtp: tuple[Mailbox, int]
+) -> None:
+    """Greylisting (450): retried by the activity; smtplib's own error quotes the address,
+    which would reach the worker's log with the failed attempt."""
+    mailbox, port = smtp
+    mailbox.defer.add(str(REQUEST.champion.email))
+    with pytest.raises(MailDeferred) as deferred:
+        send(notifier(sessions, port))
+    assert str(deferred.value) == "the mail server deferred the recipient (450)"
+    assert deferred.value.__cause__ is None and deferred.value.__context__ is not None
+    mailbox.defer.clear()
+    lease_runs_out(sessions)  # as when the retry comes, after the lease of the attempt that failed
+    assert send(notifier(sessions, port)).sent
+    assert mailbox.received() == ["onboarding-acme:kickoff:welcome"]
+
+
+def test_a_chat_service_that_keeps_refusing_becomes_a_failure_not_a_stall(
+    sessions, tmp_path: Path
+) -> None:
+    dead = f"json://127.0.0.1:{free_port()}/"  # nothing listens: every post fails
+    settings = Settings(outbox_dir=tmp_path / "outbox", chat_urls=[dead])
+    n = Notify(sessions, FileOutbox(tmp_path / "outbox"), settings)
+    mail = Mail(key=KEY, template=MailTemplate.CLOSED, to=None, chat=True, note="lapsed")
+    context = MailContext(account=REQUEST)
+
+    early = ActivityEnvironment()
+    with pytest.raises(RuntimeError, match="chat delivery failed"):
+        early.run(n.send_chat, mail, context, "acme")
+    late = ActivityEnvironment()
+    late.info = dataclasses.replace(late.info, attempt=notify.CHAT_ATTEMPTS)
+    lease_runs_out(sessions)
+    outcome = late.run(n.send_chat, mail, context, "acme")
+    assert outcome.failure is not None and outcome.failure.error_type == "ChatUndeliverable"
+
+
+async def test_a_worker_stopped_mid_delivery_records_what_it_sent(
+    client: Client, settings: Settings, task_queue: str, mailbox: Mailbox
+) -> None:
+    """Shut down with no grace at all: the SDK raises its cancel into the activity's thread
+    while the SMTP server holds the message. The cancel waits until the outbox says `sent`,
+    so no later attempt sends it again."""
+    mailbox.open.clear()
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        worker = build_worker(
+            client,
+            settings,
+            executor,
+            task_queue=task_queue,
+            activity_threads=4,
+            graceful_shutdown=timedelta(0),
+        )
+        running = asyncio.create_task(worker.run())
+        await client.start_workflow(
+            OnboardingWorkflow.run,
+            onboarding_input(REQUEST),
+            id="onboarding-acme",
+            task_queue=task_queue,
+        )
+        await eventually(lambda: mailbox.held == 1)
+        stopping = asyncio.create_task(worker.shutdown())
+        await asyncio.sleep(0.5)  # the cancel is raised into the thread meanwhile
+        mailbox.open.set()
+        await stopping
+        await running
+    key = str(mailbox.messages[0]["X-Onboarding-Key"])
+    assert row(session_factory(make_engine(settings.database_url)), key).status == "sent"
+    assert mailbox.received() == ["onboarding-acme:depart:what-to-expect"]

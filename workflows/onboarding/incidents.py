@@ -52,6 +52,16 @@ class Incidents:
             raised.append(incident)
         return raised
 
+    def close_all(self, now: datetime) -> bool:
+        """The onboarding ends: every open incident closes with it. True if there were any."""
+        closing = self.state.open
+        for incident in closing:
+            incident.resolved_at, incident.resolution = now, "closed with the onboarding"
+            incident.mail = None
+        self.state.open = []
+        self.state.resolved = [*self.state.resolved, *closing][-KEEP_RESOLVED:]
+        return bool(closing)
+
     def check_resolve(self, resolve: ResolveIncident) -> None:
         if not self.state.open:
             raise ValueError(f"{self.account_id} has no open incident")

@@ -135,6 +135,7 @@ class OnboardingWorkflow:
             if o.journey.stage is Stage.EXPAND:
                 o.complete(workflow.now())
                 await self._look()
+                await self._last_words()
                 return
             workflow.logger.info("stage %s done", o.advance(workflow.now()))
 
@@ -204,6 +205,16 @@ class OnboardingWorkflow:
         workflow.logger.warning("onboarding %s", stage)
         await self._flush()
         self._publish()
+        await self._last_words()
+
+    async def _last_words(self) -> None:
+        """Before the run closes: the notices of incidents its last batches raised go out
+        (a failed notice raises none, so this ends), and the incidents still open close with
+        it, since nobody can retry on a closed run (the outbox keeps the failed messages)."""
+        while self._effects.mails:
+            await self._flush()
+        if self._o.incidents.close_all(workflow.now()):
+            self._publish()
 
     # --- side effects ---------------------------------------------------------------------
 
