@@ -43,7 +43,9 @@ def test_fixtures_are_there() -> None:
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_history_replays_without_nondeterminism(path: Path) -> None:
-    workflow_id = path.stem
+    # The run's own id (`onboarding-acme-incident.json` was `onboarding-acme`): mail keys
+    # start with it, and an incident is matched to its mail by key.
+    workflow_id = "-".join(path.stem.split("-")[:2])
     history = WorkflowHistory.from_json(workflow_id, path.read_text())
     replayer = Replayer(
         workflows=WORKFLOWS,
