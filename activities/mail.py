@@ -73,9 +73,9 @@ def build_message(
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = sender
-    message["To"] = formataddr((to.name, str(to.email)))
+    message["To"] = _address(to)
     if cc:
-        message["Cc"] = ", ".join(formataddr((c.name, str(c.email))) for c in cc)
+        message["Cc"] = ", ".join(_address(c) for c in cc)
     # A Message-ID derived from the business key lets a receiving system drop the rare
     # duplicate left by a crash between delivery and bookkeeping.
     message["Message-ID"] = f"<{key.replace(':', '.')}@onboarding>"
@@ -84,6 +84,13 @@ def build_message(
     if rendered.html is not None:
         message.add_alternative(rendered.html, subtype="html")
     return message
+
+
+def _address(contact: Contact) -> str:
+    """`Name <local@domain>` with the domain in its ASCII (IDNA) form: email-validator keeps
+    `müller.example` as typed, which no header can carry."""
+    local, _, domain = str(contact.email).rpartition("@")
+    return formataddr((contact.name, f"{local}@{domain.encode('idna').decode('ascii')}"))
 
 
 class Transport(Protocol):

@@ -131,7 +131,9 @@ def at_most_value(limit: float) -> AfterValidator:
 
 # email-validator accepts every character RFC 5322 allows before the @, such as `/`, `|`,
 # `{` or `*`. An address names people here: these are typos or tricks, and unsafe in a file
-# name or a log line. Letters and digits of any script stay welcome.
+# name or a log line. The part before the @ is ASCII: another script there needs SMTPUTF8 from
+# every server on the way, which we cannot count on (a domain in any script is fine: it is
+# sent in its ASCII form).
 _LOCAL_EXTRA = set(".-_+'")
 
 
@@ -143,10 +145,12 @@ def _safe_address(value: str, info: ValidationInfo) -> str:
         raise PydanticCustomError(
             "control_character", "must not contain control characters ({where})", {"where": where}
         )
-    if odd := sorted({c for c in local if not c.isalnum() and c not in _LOCAL_EXTRA}):
+    if odd := sorted(
+        {c for c in local if not (c.isascii() and c.isalnum()) and c not in _LOCAL_EXTRA}
+    ):
         raise PydanticCustomError(
             "unsafe_address",
-            "the part before the @ may hold only letters, digits and . - _ + ' (not {odd})",
+            "the part before the @ may hold only ASCII letters, digits and . - _ + ' (not {odd})",
             {"odd": " ".join(odd)},
         )
     return value

@@ -145,7 +145,8 @@ BAD_INPUT = [
     ),
     BadInput(
         "deal: an address unsafe in a file name or log line, `ops/team@acme.example`",
-        "champion.email: the part before the @ may hold only letters, digits and . - _ + ' (not /)",
+        "champion.email: the part before the @ may hold only ASCII letters, digits and "
+        ". - _ + ' (not /)",
         1,
         deal(deal_data(champion={"email": "ops/team@acme.example"})),
     ),
@@ -305,7 +306,7 @@ BAD_INPUT = [
     ),
     BadInput(
         "`users … add ops/team@acme.example`",
-        "'ops/team@acme.example': email: the part before the @ may hold only letters, digits "
+        "'ops/team@acme.example': email: the part before the @ may hold only ASCII letters, digits "
         "and . - _ + ' (not /)",
         2,
         lambda _: ["users", "acme", "add", "ops/team@acme.example"],
@@ -324,7 +325,7 @@ BAD_INPUT = [
     ),
     BadInput(
         "`csm add … --email ops/team@example.com`",
-        "email: the part before the @ may hold only letters, digits and . - _ + ' (not /)",
+        "email: the part before the @ may hold only ASCII letters, digits and . - _ + ' (not /)",
         2,
         lambda _: [
             *("csm", "add", "csm-099", "--name", "Mei Tan", "--email", "ops/team@example.com"),
@@ -373,7 +374,7 @@ def test_a_good_deal_passes_the_door(env: dict[str, str], tmp_path: Path) -> Non
     """The control: the same deal without the fault gets as far as Temporal."""
     shutil.copytree(ROOT / "playbooks", tmp_path / "playbooks")
     good = deal_data(
-        users=users("ana@acme.example", "o'brien@acme.example", "zoë@acme.example"),
+        users=users("ana@acme.example", "o'brien@acme.example", "zoe@müller.example"),
         contract_signed_at=(NOW - timedelta(minutes=1)).isoformat(),
     )
     result = starter(env, *deal(good)(tmp_path))
@@ -487,7 +488,7 @@ TYPED = [
     (
         Contact,
         {"name": "Kim Lee", "email": "kim|lee@x.example"},
-        "email: the part before the @ may hold only letters, digits and . - _ + ' (not |)",
+        "email: the part before the @ may hold only ASCII letters, digits and . - _ + ' (not |)",
     ),
     (
         UsersAdded,

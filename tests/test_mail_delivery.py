@@ -279,3 +279,12 @@ async def test_a_worker_stopped_mid_delivery_records_what_it_sent(
     key = str(mailbox.messages[0]["X-Onboarding-Key"])
     assert row(session_factory(make_engine(settings.database_url)), key).status == "sent"
     assert mailbox.received() == ["onboarding-acme:depart:what-to-expect"]
+
+
+def test_a_domain_in_another_script_is_sent_in_its_ascii_form(
+    sessions, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox, port = smtp
+    jurgen = Contact(name="Jürgen Müller", email="jurgen@müller.example")
+    assert send(notifier(sessions, port), to=jurgen).sent
+    assert mailbox.messages[0]["To"].addresses[0].addr_spec == "jurgen@xn--mller-kva.example"
