@@ -98,8 +98,11 @@ class Transport(Protocol):
 
 
 class MailDeferred(Exception):
-    """The server said not now (4xx) or the session broke: retried. Carries the SMTP code
-    only, since smtplib's own errors quote the addresses (and would reach the logs)."""
+    """Certainly not delivered, for now: the server could not be reached or said not now
+    (4xx). Retried, and the message's claim is released at once. Carries the SMTP code only,
+    since smtplib's own errors quote the addresses (and would reach the logs). Anything else
+    that breaks a session (a timeout or disconnect while the message is transmitted) leaves
+    it unknown whether the server took it: the claim then holds until its lease runs out."""
 
 
 class MailRefused(Exception):
@@ -138,14 +141,17 @@ class FileOutbox:
     def send(self, message: EmailMessage) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = UNSAFE_IN_NAME.sub("_", str(message["X-Onboarding-Key"])) + ".eml"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(message.as_bytes())
-            os.replace(tmp, self.directory / name)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    file.write(message.as_bytes())
+                os.replace(tmp, self.directory / name)  # atomic: the file is all there, or not
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        except OSError as error:  # a full disk, say
+            raise MailDeferred(f"the outbox cannot be written ({error.strerror})") from None
 
 
 class SmtpTransport:
@@ -177,9 +183,13 @@ class SmtpTransport:
 
     def send(self, message: EmailMessage) -> None:
         s = self.settings
-        with self._connect() as smtp:
+        try:
+            smtp = self._connect()
             if s.smtp_username and s.smtp_password:
                 smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+        except (OSError, smtplib.SMTPException) as error:  # nothing was sent yet
+            raise MailDeferred(f"cannot get through to the mail server: {error}") from None
+        with smtp:
             try:
                 smtp.send_message(message)
             except smtplib.SMTPRecipientsRefused as error:

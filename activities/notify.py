@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import apprise
 from sqlalchemy import and_, or_, update
@@ -25,6 +25,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.mail import (
+    MailDeferred,
     MailRefused,
     Transport,
     build_message,
@@ -61,8 +62,16 @@ class MailBusy(ApplicationError):
     """Another attempt holds this message's claim: the activity retries later (retryable,
     and benign: logged without alarm)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, type="MailBusy", category=ApplicationErrorCategory.BENIGN)
+    def __init__(self, message: str, until: datetime | None = None) -> None:
+        # Retry when the claim runs out, not on the backoff's schedule (which can be minutes
+        # later): a message whose attempt died goes as soon as that is certain.
+        wait = max(until - utcnow(), timedelta(0)) + timedelta(seconds=1) if until else None
+        super().__init__(
+            message,
+            type="MailBusy",
+            category=ApplicationErrorCategory.BENIGN,
+            next_retry_delay=wait,
+        )
 
 
 def _shielded() -> AbstractContextManager[None]:
@@ -166,7 +175,7 @@ class Notify:
                         "ChatUndeliverable", f"the chat service refused {attempt} attempts"
                     )
                 # Retried by the activity's policy; apprise has logged which service.
-                raise RuntimeError(f"chat delivery failed for {key}")
+                raise MailDeferred(f"chat delivery failed for {key}")
 
             return row, post
 
@@ -193,6 +202,9 @@ class Notify:
                 return self._failed(
                     key, token, Failure(key, refused.error_type, refused.reason), account_id
                 )
+            except MailDeferred:
+                self._release(key, token)  # not sent: the retry need not wait for the lease
+                raise
             self._mark_sent(key, token)
         log.info("mail %s sent", key)
         return Outcome(sent=True)
@@ -232,7 +244,19 @@ class Notify:
             return Outcome()
         if found.status == "failed":
             return Outcome(failure=Failure(row.key, found.error_type or "", found.error or ""))
-        raise MailBusy(f"{row.key} is claimed by another attempt until {found.lease_until}")
+        raise MailBusy(
+            f"{row.key} is claimed by another attempt until {found.lease_until}",
+            found.lease_until,
+        )
+
+    def _release(self, key: str, token: str) -> None:
+        with self.sessions() as session:
+            session.exec(  # type: ignore[call-overload]
+                update(Notification)
+                .where(Notification.key == key, Notification.claimed_by == token)  # type: ignore[arg-type]
+                .values(status="pending", lease_until=None)
+            )
+            session.commit()
 
     def _mark_sent(self, key: str, token: str) -> None:
         for pause in (*MARK_RETRIES, None):
@@ -264,7 +288,9 @@ class Notify:
                 raise MailBusy(f"{key}: the claim was lost while sending")
             live = row is not None and row.lease_until is not None and row.lease_until > utcnow()
             if token is None and row is not None and row.status == "sending" and live:
-                raise MailBusy(f"{key} is claimed by another attempt until {row.lease_until}")
+                raise MailBusy(
+                    f"{key} is claimed by another attempt until {row.lease_until}", row.lease_until
+                )
             if row is None:  # it failed before it could be claimed (rendering)
                 row = Notification(
                     key=key,

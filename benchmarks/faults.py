@@ -85,6 +85,7 @@ def app_env(
         DATABASE_URL=database_url,
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=str(smtp.port),
+        SMTP_TLS="none",  # a relay on loopback
         OUTBOX_DIR=str(folder / "outbox"),  # unused with SMTP; kept out of the project's .data
         CHAT_URLS="[]",
         METRICS_PORT="0",

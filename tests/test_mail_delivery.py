@@ -107,8 +107,11 @@ def test_an_attempt_that_overlaps_one_still_sending_does_not_send(
     sending.start()
     wait_until(lambda: mailbox.held == 1)
 
-    with pytest.raises(MailBusy, match="claimed by another attempt"):
+    with pytest.raises(MailBusy, match="claimed by another attempt") as busy:
         send(second)  # e.g. the retry of an attempt that timed out while still sending
+    # Tried again when the claim runs out, not on the backoff's schedule.
+    assert busy.value.next_retry_delay is not None
+    assert timedelta(minutes=9) < busy.value.next_retry_delay <= notify.LEASE + timedelta(seconds=1)
 
     mailbox.open.set()
     sending.join()
@@ -158,19 +161,36 @@ def test_the_crash_window_sends_again_under_the_same_message_id(
 def test_an_attempt_that_died_before_sending_leaves_the_mail_to_its_retry(
     sessions, smtp: tuple[Mailbox, int]
 ) -> None:
+    """It died (or lost the server) where nobody can tell whether the message went: its
+    claim holds until the lease runs out, then the retry sends."""
     mailbox, port = smtp
     dead = notifier(sessions, port)
-    dead.transport = Unreachable()
-    with pytest.raises(ConnectionRefusedError):
+    dead.transport = Unknowable()
+    with pytest.raises(TimeoutError):
         send(dead)
+    with pytest.raises(MailBusy):
+        send(notifier(sessions, port))
     lease_runs_out(sessions)
     assert send(notifier(sessions, port)).sent
     assert mailbox.received() == ["onboarding-acme:kickoff:welcome"]
 
 
-class Unreachable:
+class Unknowable:
     def send(self, message: object) -> None:
-        raise ConnectionRefusedError("the mail server is down")
+        raise TimeoutError("timed out waiting for the server's answer to the message")
+
+
+def test_a_mail_server_that_is_down_holds_nothing_up_once_it_is_back(
+    sessions, smtp: tuple[Mailbox, int]
+) -> None:
+    """Nothing reached a server that refused the connection: the claim is released at once,
+    and the retry sends without waiting for the lease."""
+    mailbox, port = smtp
+    with pytest.raises(MailDeferred, match="cannot get through to the mail server"):
+        send(notifier(sessions, free_port()))  # nothing listens there
+    assert row(sessions).status == "pending"
+    assert send(notifier(sessions, port)).sent
+    assert mailbox.received() == ["onboarding-acme:kickoff:welcome"]
 
 
 def test_a_recipient_refused_for_good_fails_once_and_is_not_retried(
@@ -223,8 +243,7 @@ def test_a_deferred_recipient_is_retried_and_its_error_names_no_address(
     assert str(deferred.value) == "the mail server deferred the recipient (450)"
     assert deferred.value.__cause__ is None and deferred.value.__context__ is not None
     mailbox.defer.clear()
-    lease_runs_out(sessions)  # as when the retry comes, after the lease of the attempt that failed
-    assert send(notifier(sessions, port)).sent
+    assert send(notifier(sessions, port)).sent  # released: no lease to wait for
     assert mailbox.received() == ["onboarding-acme:kickoff:welcome"]
 
 
@@ -238,11 +257,10 @@ def test_a_chat_service_that_keeps_refusing_becomes_a_failure_not_a_stall(
     context = MailContext(account=REQUEST)
 
     early = ActivityEnvironment()
-    with pytest.raises(RuntimeError, match="chat delivery failed"):
+    with pytest.raises(MailDeferred, match="chat delivery failed"):
         early.run(n.send_chat, mail, context, "acme")
     late = ActivityEnvironment()
     late.info = dataclasses.replace(late.info, attempt=notify.CHAT_ATTEMPTS)
-    lease_runs_out(sessions)
     outcome = late.run(n.send_chat, mail, context, "acme")
     assert outcome.failure is not None and outcome.failure.error_type == "ChatUndeliverable"
 
