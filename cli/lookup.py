@@ -24,6 +24,7 @@ from cli.app import (
     status_name,
     when,
 )
+from cli.tables import Rows
 from models.journey import Milestone, RiskLevel, Stage
 from models.onboarding import OnboardingStatus
 from workflows.contract import (
@@ -145,64 +146,61 @@ def _print_status(report: StatusReport) -> None:
         )
     out.print(facts, highlight=False)
 
-    milestones = Table(title="Milestones", title_justify="left")
-    for column in ("milestone", "at", "by", "note"):
-        milestones.add_column(column)
+    milestones = Rows(("milestone", "at", "by", "note"), {"milestone", "by"}, "Milestones")
     for milestone in Milestone:
         record = report.milestones.get(milestone)
         if record:
-            milestones.add_row(milestone, when(record.at), record.by, record.note or "")
+            milestones.add(milestone, when(record.at), record.by, record.note or "")
         else:
-            milestones.add_row(milestone, "-", "", "")
-    out.print(milestones)
+            milestones.add(milestone, "-", "", "")
+    milestones.print(out)
 
     if report.tasks:
-        tasks = Table(title="Checklist", title_justify="left")
-        for column in ("task", "stage", "owner", "due", "done", "reminders"):
-            tasks.add_column(column)
+        tasks = Rows(
+            ("task", "stage", "owner", "due", "done", "reminders"),
+            {"task", "stage", "owner"},
+            "Checklist",
+        )
         for t in sorted(report.tasks, key=lambda t: t.due_at):
             done = f"{when(t.done_at)} by {t.done_by}" if t.done_at else "-"
             due = when(t.due_at) + (f" (+{t.extended_by})" if t.extended_by else "")
-            tasks.add_row(t.id, t.stage, t.owner, due, done, str(t.reminders_sent))
-        out.print(tasks)
+            tasks.add(t.id, t.stage, t.owner, due, done, str(t.reminders_sent))
+        tasks.print(out)
 
     if report.learning:
         finished = sum(1 for c in report.learning if c.done_at)
-        courses = Table(
-            title=f"Learning path ({finished}/{len(report.learning)} courses done; academy users: "
+        courses = Rows(
+            ("course", "level", "module", "due", "done"),
+            {"course", "level", "module"},
+            f"Learning path ({finished}/{len(report.learning)} courses done; academy users: "
             f"{len(report.academy_users)})",
-            title_justify="left",
         )
-        for column in ("course", "level", "module", "due", "done"):
-            courses.add_column(column)
         for course in report.learning:
             for n, module in enumerate(course.modules):
                 due = when(module.due_at)
-                courses.add_row(
+                courses.add(
                     course.id if n == 0 else "",
                     course.level if n == 0 else "",
                     module.id,
                     f"[red]{due} overdue[/red]" if module.overdue else due,
                     when(module.done_at),
                 )
-        out.print(courses)
+        courses.print(out)
     if report.waiting_for_courses:
         out.print(
             f"Review waits for these courses: {', '.join(report.waiting_for_courses)}",
             highlight=False,
         )
 
-    history = Table(title="Stage history", title_justify="left")
-    for column in ("stage", "entered", "exited", "days"):
-        history.add_column(column)
+    history = Rows(("stage", "entered", "exited", "days"), {"stage"}, "Stage history")
     for visit in report.history:
         days = (
             f"{(visit.exited_at - visit.entered_at).total_seconds() / 86400:.1f}"
             if visit.exited_at
             else ""
         )
-        history.add_row(visit.stage, when(visit.entered_at), when(visit.exited_at), days)
-    out.print(history)
+        history.add(visit.stage, when(visit.entered_at), when(visit.exited_at), days)
+    history.print(out)
 
 
 class OnboardingLine(BaseModel):
@@ -270,11 +268,12 @@ def list_onboardings(
         if not lines:
             out.print("no onboardings yet")
             return
-        table = Table()
-        for column in ("account", "stage", "risk", "csm", "next deadline", "started", "workflow"):
-            table.add_column(column)
+        table = Rows(
+            ("account", "stage", "risk", "csm", "next deadline", "started", "workflow"),
+            {"account", "stage", "csm"},
+        )
         for line in lines:
-            table.add_row(
+            table.add(
                 line.account_id,
                 line.stage,
                 (line.risk or "-")
@@ -285,6 +284,6 @@ def list_onboardings(
                 when(line.started_at),
                 line.workflow_status,
             )
-        out.print(table)
+        table.print(out)
 
     run(go())

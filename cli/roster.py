@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 from pydantic import BaseModel, ValidationError
-from rich.table import Table
 from sqlmodel import select
 
 from cli.app import app, db_session, out, split_list
+from cli.tables import Rows
 from infra.roster import RosterEntry, active_loads, add_csm, queued, remove_csm, update_csm
 from models.door import admit
 from models.playbook import format_validation_error
@@ -143,12 +143,10 @@ def csm_list(
             json.dumps({"csms": [line.model_dump() for line in lines], "queue": waiting})
         )
         return
-    table = Table()
-    for column in ("csm", "name", "touch models", "industries", "load", "active"):
-        table.add_column(column)
+    table = Rows(("csm", "name", "touch models", "industries", "load", "active"), {"csm"})
     for line in lines:
         full = line.active_onboardings >= line.capacity
-        table.add_row(
+        table.add(
             line.id,
             line.name,
             ",".join(line.touch_models),
@@ -158,5 +156,5 @@ def csm_list(
             + (" full[/red]" if full else ""),
             "yes" if line.active else "no",
         )
-    out.print(table)
+    table.print(out)
     out.print(f"queue: {', '.join(waiting) if waiting else 'empty'}")

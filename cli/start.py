@@ -10,13 +10,13 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.progress import Progress
-from rich.table import Table
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from cli.app import Failure, app, connect, err, out, run
+from cli.tables import Rows
 from infra.settings import Settings, load_settings
 from models.academy import load_academy
 from models.deal_csv import CsvFileError, Deal, RowError, read_deals
@@ -201,10 +201,8 @@ def _start_batch(path: Path, concurrency: int) -> None:
     if existing:
         out.print("already onboarding: " + ", ".join(sorted(existing)))
     if errors:
-        table = Table(title=f"rows not started ({path})")
-        for column in ("row", "field", "reason"):
-            table.add_column(column)
+        table = Rows(("row", "field", "reason"), {"row", "field"}, f"rows not started ({path})")
         for e in sorted(errors, key=lambda e: (e.row, e.field)):
-            table.add_row(str(e.row), e.field, e.reason)
-        err.print(table)
+            table.add(str(e.row), e.field, e.reason)
+        table.print(err)
         raise typer.Exit(1)
