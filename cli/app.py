@@ -9,24 +9,24 @@ import re
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.codec import DecryptionError
 from infra.db import SchemaError, check_schema, make_engine
-from infra.roster import RosterError
 from infra.settings import connect_temporal, load_settings
 from models.door import admit
 from models.journey import AwareDatetime
 from models.playbook import format_validation_error
 from workflows.contract import onboarding_id
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -126,6 +126,11 @@ def when(value: datetime | None) -> str:
 @contextmanager
 def db_session() -> Iterator[Session]:
     """A database session (roster, report); a refusal becomes exit 1 with its reason."""
+    from sqlalchemy.exc import OperationalError
+    from sqlmodel import Session
+
+    from infra.roster import RosterError
+
     engine = make_engine(load_settings().database_url)
     try:
         check_schema(engine)

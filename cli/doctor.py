@@ -6,8 +6,6 @@ import asyncio
 from dataclasses import dataclass
 
 import typer
-from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -62,6 +60,8 @@ def doctor() -> None:
 
 
 def _database() -> Check:
+    from sqlalchemy.exc import OperationalError
+
     engine = make_engine(load_settings().database_url)
     try:
         check_schema(engine)
@@ -75,6 +75,8 @@ def _database() -> Check:
 
 
 async def _open_rows(client: Client) -> Check:
+    from sqlmodel import Session
+
     engine = make_engine(load_settings().database_url)
     try:
         with Session(engine) as session:

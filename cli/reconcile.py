@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlmodel import Session, col, select
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from cli.app import app, connect, db_session, is_not_found, out, run, status_name, when
 from models.journey import CancelReason, Stage
 from models.onboarding import OnboardingStatus
-from models.tables import Onboarding, StageTransition
 from workflows.contract import ONBOARDING_WORKFLOW
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 
 @dataclass
@@ -36,6 +37,10 @@ class Orphan:
 
 
 async def find_orphans(client: Client, session: Session) -> list[Orphan]:
+    from sqlmodel import col, select
+
+    from models.tables import Onboarding
+
     rows = session.exec(select(Onboarding).where(col(Onboarding.closed_at).is_(None))).all()
     if not rows:
         return []
@@ -70,6 +75,10 @@ async def find_orphans(client: Client, session: Session) -> list[Orphan]:
 
 
 def close(session: Session, orphan: Orphan, now: datetime) -> str:
+    from sqlmodel import col, select
+
+    from models.tables import Onboarding, StageTransition
+
     """Close the orphan's row as its run ended; what was done, in words."""
     row = session.get(Onboarding, orphan.account_id)
     assert row is not None

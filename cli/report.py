@@ -9,9 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.app import app, db_session, err, out, parse_time, split_list
-from reports import scorecard
-from reports.console import print_scorecard
-from reports.html import render as render_html
+from reports.dimensions import DIMENSIONS
 
 
 @app.command()
@@ -31,8 +29,8 @@ def report(
         typer.Option(help="When 'now' is for overdue, retention and ticket windows. Default: now."),
     ] = None,
     by: Annotated[
-        str, typer.Option(help="Breakdowns, comma-separated: " + ", ".join(scorecard.DIMENSIONS))
-    ] = ",".join(scorecard.DIMENSIONS),
+        str, typer.Option(help="Breakdowns, comma-separated: " + ", ".join(DIMENSIONS))
+    ] = ",".join(DIMENSIONS),
     retention_days: Annotated[
         int, typer.Option(min=1, help="Retention: not churned this many days after completion.")
     ] = 90,
@@ -50,14 +48,16 @@ def report(
     if since >= until:
         raise typer.BadParameter(f"must be before --to ({until:%Y-%m-%d})", param_hint="--from")
     dimensions = split_list(by) or []
-    if unknown := [d for d in dimensions if d not in scorecard.DIMENSIONS]:
+    if unknown := [d for d in dimensions if d not in DIMENSIONS]:
         raise typer.BadParameter(
-            f"{', '.join(unknown)} unknown; choose from {', '.join(scorecard.DIMENSIONS)}",
+            f"{', '.join(unknown)} unknown; choose from {', '.join(DIMENSIONS)}",
             param_hint="--by",
         )
     if html is not None and not html.parent.is_dir():
         raise typer.BadParameter(f"no folder {html.parent}", param_hint="--html")
     with db_session() as session:
+        from reports import scorecard  # the database's libraries, only for this command
+
         card = scorecard.build(
             session,
             since,
@@ -67,9 +67,13 @@ def report(
             dimensions=dimensions,
         )
     if html is not None:
+        from reports.html import render as render_html
+
         html.write_text(render_html(card), encoding="utf-8")
         err.print(f"wrote {html}")
     if as_json:
         out.print_json(card.model_dump_json())
     else:
+        from reports.console import print_scorecard
+
         print_scorecard(card, out)

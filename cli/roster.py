@@ -7,14 +7,11 @@ from typing import Annotated
 
 import typer
 from pydantic import BaseModel, ValidationError
-from sqlmodel import select
 
 from cli.app import app, db_session, out, split_list
 from cli.tables import Rows
-from infra.roster import RosterEntry, active_loads, add_csm, queued, remove_csm, update_csm
 from models.door import admit
 from models.playbook import format_validation_error
-from models.tables import Csm
 
 csm_app = typer.Typer(
     help="The CSM roster: who takes onboardings, for which touch models, how many at once.",
@@ -44,6 +41,8 @@ def csm_add(
     chat: CHAT = None,
 ) -> None:
     """Add a CSM to the roster."""
+    from infra.roster import RosterEntry, add_csm, queued  # the database's libraries: here only
+
     given = {
         "touch_models": split_list(touch_models),
         "industries": split_list(industries),
@@ -84,6 +83,8 @@ def csm_update(
     ] = None,
 ) -> None:
     """Change a CSM's details; only the options given change."""
+    from infra.roster import active_loads, update_csm
+
     changes = {
         "name": name,
         "email": email,
@@ -110,6 +111,8 @@ def csm_update(
 @csm_app.command("remove")
 def csm_remove(csm_id: Annotated[str, typer.Argument(help="The CSM's id.")]) -> None:
     """Take a CSM off the roster: no new onboardings (refused while they have active ones)."""
+    from infra.roster import remove_csm
+
     with db_session() as session:
         out.print(remove_csm(session, csm_id=csm_id))
 
@@ -131,6 +134,11 @@ def csm_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """The roster with each CSM's load against capacity, and the queue."""
+    from sqlmodel import select
+
+    from infra.roster import active_loads, queued
+    from models.tables import Csm
+
     with db_session() as session:
         load = active_loads(session)
         lines = [

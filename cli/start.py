@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.progress import Progress
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -164,6 +163,8 @@ def _start_batch(path: Path, concurrency: int) -> None:
     """Every valid row is started, at most `concurrency` at once; bad rows and failures are
     listed at the end (row, field, reason) and make the exit code 1, without stopping the
     batch. Re-running the same file starts only what is missing."""
+    from rich.progress import Progress  # heavy, and only a batch shows one
+
     try:
         deals, errors = read_deals(path)
     except CsvFileError as error:

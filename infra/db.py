@@ -1,33 +1,39 @@
-"""Database engine and schema (migrated by Alembic: alembic.ini, migrations/)."""
+"""Database engine and schema (migrated by Alembic: alembic.ini, migrations/).
+
+SQLAlchemy, SQLModel and Alembic are imported where they are used: most `starter.py`
+commands talk to Temporal only and should not pay for them at start.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, inspect
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, create_engine
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy import Connection, Engine
+    from sqlmodel import Session
 
-from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+    from models import tables
 
-SessionFactory = Callable[[], Session]
+SessionFactory = Callable[[], "Session"]
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 MIGRATE_COMMAND = "make migrate  (or: .venv/bin/alembic upgrade head)"
 
 
-class SchemaError(CommandError):
+class SchemaError(Exception):
     """The database's schema is not the one this code needs; the message says what to run.
-    (An Alembic CommandError, so `alembic upgrade` prints it as one line, not a traceback.)"""
+    (migrations/env.py turns it into an Alembic CommandError, so `alembic upgrade` prints it
+    as one line, not a traceback.)"""
 
 
 def make_engine(url: str) -> Engine:
+    from sqlmodel import create_engine
+
+    from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
     # `postgresql://` would pick psycopg2; we ship psycopg 3.
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -43,22 +49,30 @@ def ensure_sqlite_dir(engine: Engine) -> None:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config(str(ALEMBIC_INI))
     config.attributes["configure_logging"] = False  # keep the caller's logging as it is
     return config
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def migrate(engine: Engine) -> None:
     """Bring the schema up to date (what `make migrate` does, for the given engine)."""
+    from alembic import command
+
     ensure_sqlite_dir(engine)
     config = _alembic_config()
     with engine.begin() as connection:
@@ -69,6 +83,9 @@ def migrate(engine: Engine) -> None:
 def refuse_unversioned_tables(connection: Connection) -> None:
     """Migrations start from an empty database: one whose tables were made before migrations
     existed (create_all) would fail half-way, so say what it is instead."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import inspect
+
     unversioned = MigrationContext.configure(connection).get_current_revision() is None
     if unversioned and inspect(connection).has_table("onboarding"):
         raise SchemaError(
@@ -92,11 +109,15 @@ def _where(engine: Engine) -> str:
 
 
 def session_factory(engine: Engine) -> SessionFactory:
+    from sqlmodel import Session
+
     return lambda: Session(engine, expire_on_commit=False)
 
 
 def onboarding_row(session: Session, account_id: str) -> tables.Onboarding:
     """The account's onboarding row, which the workflow's first activity always writes."""
+    from models import tables
+
     row = session.get(tables.Onboarding, account_id)
     if row is None:
         raise RuntimeError(f"no onboarding row for {account_id}")
@@ -106,6 +127,8 @@ def onboarding_row(session: Session, account_id: str) -> tables.Onboarding:
 def commit_once(session: Session) -> bool:
     """Commit; False when a concurrent attempt wrote the same business key first (its unique
     constraint did its job: what it wrote is what this attempt would have written)."""
+    from sqlalchemy.exc import IntegrityError
+
     try:
         session.commit()
     except IntegrityError:

@@ -6,11 +6,13 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.util import CommandError
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-from infra import db  # noqa: F401  (registers the tables on SQLModel.metadata)
+from infra import db
 from infra.settings import Settings
+from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
@@ -47,7 +49,10 @@ def run_migrations_online() -> None:
 
 
 def _run(connection: Connection) -> None:
-    db.refuse_unversioned_tables(connection)
+    try:
+        db.refuse_unversioned_tables(connection)
+    except db.SchemaError as error:  # one line from `alembic upgrade`, not a traceback
+        raise CommandError(str(error)) from None
     context.configure(connection=connection, **OPTIONS)
     with context.begin_transaction():
         context.run_migrations()

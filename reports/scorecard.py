@@ -23,9 +23,10 @@ from sqlmodel import Session, SQLModel, col, select
 
 from models.journey import JOURNEY, Stage
 from models.tables import Onboarding, StageTransition, SupportTicket, Task
+from reports.dimensions import DIMENSIONS
 
 ONBOARDING = SQLModel.metadata.tables["onboarding"]
-DIMENSIONS = ("touch_model", "plan", "industry", "playbook")
+
 TICKET_WINDOWS = (30, 90)
 DAY = timedelta(days=1)
 # The funnel: every stage of the journey, then completion (cancelled and lapsed are off it).
