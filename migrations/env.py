@@ -14,6 +14,12 @@ from infra import db
 from infra.settings import Settings
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
+
+class UnmigratableSchema(db.SchemaError, CommandError):
+    """A SchemaError to whoever migrates by code (infra.db.migrate), and an Alembic
+    CommandError to `alembic upgrade`, which prints it as one line, not a traceback."""
+
+
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):
     fileConfig(config.config_file_name)
@@ -51,8 +57,8 @@ def run_migrations_online() -> None:
 def _run(connection: Connection) -> None:
     try:
         db.refuse_unversioned_tables(connection)
-    except db.SchemaError as error:  # one line from `alembic upgrade`, not a traceback
-        raise CommandError(str(error)) from None
+    except db.SchemaError as error:
+        raise UnmigratableSchema(str(error)) from None
     context.configure(connection=connection, **OPTIONS)
     with context.begin_transaction():
         context.run_migrations()
