@@ -1,6 +1,7 @@
 """Tables a person can act on: the ids in them (accounts, tasks, courses, CSMs, stages) are
-never cut, whatever the width; free text wraps instead. When stdout is not a terminal (a
-pipe, a file) the rows come plain, one per line, so `starter.py list | grep ACCOUNT` works."""
+never cut, whatever the width; free text wraps instead. When the output is not a terminal (a
+pipe, a file) the rows come plain: the title, then a header and one line per row, cells
+separated by tabs and whole (`starter.py list | grep ACCOUNT`, `cut -f1`)."""
 
 from __future__ import annotations
 
@@ -26,16 +27,17 @@ class Rows:
         self.rows.append(cells)
 
     def print(self, console: Console) -> None:
-        console.print(self.table(plain=not console.is_terminal))
+        if console.is_terminal:
+            console.print(self.table())
+            return
+        lines = [self.title] if self.title else []
+        lines.append("\t".join(self.columns))
+        lines += ["\t".join(Text.from_markup(cell).plain for cell in row) for row in self.rows]
+        # Straight to the file: rich would expand the tabs into spaces.
+        console.file.write("".join(f"{line}\n" for line in lines))
 
-    def table(self, plain: bool = False) -> Table:
-        table = Table(
-            title=self.title,
-            title_justify="left",
-            box=None if plain else box.HEAVY_HEAD,
-            show_edge=not plain,
-            pad_edge=not plain,
-        )
+    def table(self) -> Table:
+        table = Table(title=self.title, title_justify="left", box=box.HEAVY_HEAD)
         for n, name in enumerate(self.columns):
             if name in self.ids:
                 widest = max([Text.from_markup(row[n]).cell_len for row in self.rows] + [len(name)])

@@ -41,6 +41,10 @@ def test_every_id_is_whole_at_80_columns(
     lines = shown.splitlines()
     assert [i for i in sorted(ids) if not any(i in line for line in lines)] == []
     assert "…" not in shown
+    if not terminal:  # plain rows: `cut -f1` gives the account
+        listed = starter(env, "list").stdout.splitlines()
+        assert listed[0].split("\t")[:2] == ["account", "stage"]
+        assert ACCOUNT in [line.split("\t")[0] for line in listed[1:]]
 
 
 def status_json_or_none(env: dict[str, str]) -> dict | None:
