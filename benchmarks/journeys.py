@@ -150,8 +150,15 @@ def figures(report: dict[str, Any]) -> list[Figure]:
 
 def print_report(report: dict[str, Any], rows: list[Figure]) -> None:
     print(render_table(rows))
+    threads = report["project"]["cpu_worker_threads_ms"]
     print(
-        f"\n{report['journeys']} journeys, {report['open']} open, floor {report['floor_workflows']}"
+        "\nworker CPU per journey by thread: "
+        f"{threads.get('main', 0)} ms main (event loop: workflow activations, sandbox), "
+        f"{threads.get('core', 0)} ms SDK core (tokio), "
+        f"{threads.get('other', 0)} ms other (activity threads)"
+    )
+    print(
+        f"{report['journeys']} journeys, {report['open']} open, floor {report['floor_workflows']}"
         f" workflows; latencies over {report['sample']} sequential calls; ratio = project / floor"
     )
     print(

@@ -179,3 +179,26 @@ async def wait_visible(client: Client, query: str, count: int, within: float = 6
         if time.monotonic() > deadline:
             raise TimeoutError(f"fewer than {count} workflows for {query!r} after {within:.0f} s")
         await asyncio.sleep(0.5)
+
+
+def thread_group(pid: int, tid: int, name: str) -> str:
+    """Where a worker thread's CPU goes: the main thread runs the event loop (workflow
+    activations, the sandbox, the SDK's Python side), `tokio-*` threads the SDK core (gRPC,
+    state machines), the rest the activity executor's threads (and any others)."""
+    if tid == pid:
+        return "main"
+    return "core" if name.startswith("tokio") else "other"
+
+
+def threads_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread group (see thread_group) of the live threads of `pid`."""
+    found: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        group = thread_group(pid, int(task.name), name)
+        found[group] = found.get(group, 0.0) + parse_stat_cpu(stat)
+    return found

@@ -23,6 +23,7 @@ from journeys_measure import (
     rate,
     rss_bytes,
     start_close_times,
+    threads_cpu,
     wait_quiet,
     wait_visible,
 )
@@ -109,6 +110,7 @@ class Project:
         applies when its stage is reached)."""
         batch = self.batch("walk", count)
         self.meter.start()
+        threads = threads_cpu(pid_of(self.worker))
         await batch.start_all()
         gate = asyncio.Semaphore(concurrency)
 
@@ -123,7 +125,12 @@ class Project:
         await wait_visible(self.client, query, count, SETTLE_SECONDS)
         await wait_quiet(pid_of(self.worker))  # the everboardings they started, their mails
         used = self.meter.used()
+        after = threads_cpu(pid_of(self.worker))
         found: dict[str, Any] = {
+            "cpu_worker_threads_ms": {
+                group: round((seconds - threads.get(group, 0.0)) * 1000 / count)
+                for group, seconds in after.items()
+            },
             "throughput_per_s": rate(count, *await start_close_times(self.client, query)),
             "cpu_worker_ms": used["worker"] * 1000 / count,
             "cpu_server_ms": used["server"] * 1000 / count,

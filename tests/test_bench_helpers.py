@@ -21,6 +21,8 @@ from journeys_measure import (
     rate,
     render_table,
     rss_bytes,
+    thread_group,
+    threads_cpu,
 )
 
 # A real /proc/<pid>/stat line, its command name holding a space and a ')'.
@@ -76,3 +78,10 @@ def test_the_table_gives_project_floor_and_their_ratio() -> None:
     assert lines[3].split() == ["idle", "after", "(s)", "12.0", "-", "-"]
     assert rows[0].as_json()["ratio"] == 0.083
     assert rows[1].as_json()["ratio"] is None
+
+
+def test_threads_are_grouped_main_core_other() -> None:
+    assert thread_group(10, 10, "python") == "main"
+    assert thread_group(10, 11, "tokio-runtime-w") == "core"
+    assert thread_group(10, 12, "python") == "other"
+    assert "main" in threads_cpu(os.getpid())
