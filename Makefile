@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet \
 	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 
-.PHONY: install run demo worker migrate test lint format clean faults
+.PHONY: install run demo worker migrate test lint format clean faults bench
 
 # The locked dependencies, hash-checked; then the project itself (editable, so it cannot be
 # hashed, and with --no-deps so it cannot pull anything the lock did not name).
@@ -58,6 +58,12 @@ test: install
 ## (benchmarks/faults.py; needs PostgreSQL on 127.0.0.1:5432; e.g. FAULTS_ARGS="--seed 7")
 faults: install
 	$(PY) benchmarks/faults.py $(FAULTS_ARGS)
+
+## bench: the project against the engine's floor on its own dev server: journeys/s, CPU, history,
+## bulk start, K open onboardings (benchmarks/journeys.py; e.g. BENCH_ARGS="--open 2000 --json b.json")
+BENCH_ARGS ?=
+bench: install
+	$(PY) benchmarks/journeys.py $(BENCH_ARGS)
 
 lint: install
 	$(PY) -m ruff check .
