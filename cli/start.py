@@ -17,13 +17,13 @@ from temporalio.service import RPCError
 from cli.app import Failure, app, connect, err, out, run
 from cli.tables import Rows
 from infra.settings import Settings, load_settings
-from models.academy import load_academy
+from models.academy import AcademyFile, load_academy
 from models.deal_csv import CsvFileError, Deal, RowError, read_deals
 from models.door import Refused, admit, decode_utf8, read_bytes
 from models.journey import OnboardingRequest, Stage
 from models.limits import MAX_DEAL_BYTES
 from models.onboarding import OnboardingInput
-from models.playbook import PlaybookError, format_validation_error, load_playbook
+from models.playbook import PlaybookError, PlaybookFile, format_validation_error, load_playbook
 from workflows.contract import (
     ONBOARDING_WORKFLOW,
     SA_PLAN,
@@ -80,7 +80,7 @@ def start(
     async def go() -> None:
         request = read_request(from_file)
         try:
-            workflow_input = _workflow_input(request, load_settings())
+            workflow_input = _workflow_input(request, Playbooks(load_settings()))
         except PlaybookError as error:
             raise Failure(f"{from_file}: {error}") from None
         client = await connect()
@@ -96,10 +96,30 @@ def start(
     run(go())
 
 
-def _workflow_input(request: OnboardingRequest, settings: Settings) -> OnboardingInput:
+class Playbooks:
+    """The playbooks and the academy as read once for a command (a batch of thousands reads
+    each file once, not once a row: 2.5 ms a row, measured)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.directory = settings.playbook_dir
+        self._playbooks: dict[str, PlaybookFile] = {}
+        self._academy: AcademyFile | None = None
+
+    def playbook(self, name: str) -> PlaybookFile:
+        if name not in self._playbooks:
+            self._playbooks[name] = load_playbook(self.directory, name)
+        return self._playbooks[name]
+
+    def academy(self) -> AcademyFile:
+        if self._academy is None:
+            self._academy = load_academy(self.directory)
+        return self._academy
+
+
+def _workflow_input(request: OnboardingRequest, playbooks: Playbooks) -> OnboardingInput:
     """The request with its playbook and learning path resolved (PlaybookError if broken)."""
-    playbook = load_playbook(settings.playbook_dir, request.playbook)
-    academy = load_academy(settings.playbook_dir)
+    playbook = playbooks.playbook(request.playbook)
+    academy = playbooks.academy()
     return OnboardingInput(
         request=request,
         playbook=playbook.resolve(request.playbook, request.touch_model),
@@ -169,7 +189,7 @@ def _start_batch(path: Path, concurrency: int) -> None:
         deals, errors = read_deals(path)
     except CsvFileError as error:
         raise typer.BadParameter(str(error), param_hint="--from-csv") from None
-    settings = load_settings()
+    playbooks = Playbooks(load_settings())
     started: list[str] = []
     existing: list[str] = []
 
@@ -182,7 +202,7 @@ def _start_batch(path: Path, concurrency: int) -> None:
             async def one(deal: Deal) -> None:
                 async with gate:
                     try:
-                        workflow_input = _workflow_input(deal.request, settings)
+                        workflow_input = _workflow_input(deal.request, playbooks)
                         is_new = await _start_onboarding(client, workflow_input)
                         (started if is_new else existing).append(deal.request.account_id)
                     except PlaybookError as error:
