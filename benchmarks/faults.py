@@ -32,11 +32,9 @@ import logging
 import os
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import time
-import traceback
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -60,6 +58,7 @@ from faults_stack import (  # noqa: E402
     StackError,
     WorkerSlot,
 )
+from runs import exit_with, guarded, warn  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from infra.db import make_engine  # noqa: E402
@@ -69,10 +68,6 @@ WORKERS = 2
 # out their start-to-close timeout before they are retried).
 SETTLE_SECONDS = 900.0
 CHILDREN: list[Process] = []  # for the last-resort cleanup in main()
-
-
-def warn(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def app_env(
@@ -283,24 +278,5 @@ def main() -> int:
     return 0 if ok else 2
 
 
-async def guarded(coro: Any) -> Any:
-    """Run `coro`; SIGTERM cancels it like Ctrl-C does, so its clean-up runs."""
-    task = asyncio.ensure_future(coro)
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await task
-
-
 if __name__ == "__main__":
-    try:
-        status = main()
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        warn("interrupted; everything the run started is stopped")
-        status = 130
-    except Exception:
-        traceback.print_exc()
-        status = 1
-    # The in-process Temporal client can abort during interpreter finalisation
-    # (temporalio/sdk-python#300); the work is done, so leave without finalising.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_with(main)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from faults_stack import ROOT, StackError
+from runs import warn
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
@@ -33,10 +34,6 @@ SIGNAL_RETRY_SECONDS = 300.0  # a signal is retried across a Temporal restart, t
 RPC_TIMEOUT = timedelta(seconds=10)
 START_SECONDS = 600.0
 RUNNING = f'WorkflowType = "{ONBOARDING_WORKFLOW}" AND ExecutionStatus = "Running"'
-
-
-def warn(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class Journeys:

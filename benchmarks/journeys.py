@@ -36,11 +36,9 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
-import traceback
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -52,6 +50,7 @@ from journey_cost import BenchmarkError  # noqa: E402
 from journeys_floor import measure_floor  # noqa: E402
 from journeys_measure import Figure, render_table  # noqa: E402
 from journeys_project import Project, project_env, start_worker  # noqa: E402
+from runs import exit_with, guarded, warn  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from infra.search_attributes import register_search_attributes  # noqa: E402
@@ -60,10 +59,6 @@ from infra.settings import connect_temporal  # noqa: E402
 # As many starts in flight as the project's bulk start is given (faults_journeys: 16).
 CONCURRENCY = 16
 CHILDREN: list[Process] = []  # for the last-resort clean-up in main()
-
-
-def warn(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def load() -> list[float]:
@@ -202,24 +197,5 @@ def main() -> int:
     return 0
 
 
-async def guarded(coro: Any) -> Any:
-    """Run `coro`; SIGTERM cancels it like Ctrl-C does, so its clean-up runs."""
-    task = asyncio.ensure_future(coro)
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await task
-
-
 if __name__ == "__main__":
-    try:
-        status = main()
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        warn("interrupted; everything the run started is stopped")
-        status = 130
-    except Exception:
-        traceback.print_exc()
-        status = 1
-    # A process that hosted a Worker can abort during interpreter finalisation
-    # (temporalio/sdk-python#300); the work is done, so leave without finalising.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    exit_with(main)
