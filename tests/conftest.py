@@ -471,6 +471,18 @@ def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
     return app_environment(dev_env.client.service_client.config.target_host, tmp_path)
 
 
+def spawn(script: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[str]:
+    """One of the project's processes as ops start it, its output (both streams) in log_path."""
+    return subprocess.Popen(
+        [sys.executable, script],
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("w+"),
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 @contextmanager
 def worker_running(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[str]]:
     """`worker.py` as ops run it (its database migrated first), until the block ends; it must
@@ -483,15 +495,7 @@ def worker_running(env: dict[str, str], log_path: Path) -> Iterator[subprocess.P
         text=True,
     )
     assert migrate.returncode == 0, migrate.stderr
-    log = log_path.open("w+")
-    process = subprocess.Popen(
-        [sys.executable, "worker.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = spawn("worker.py", env, log_path)
     deadline = time.monotonic() + 60
     while "worker polling" not in log_path.read_text():
         assert process.poll() is None, log_path.read_text()
@@ -514,15 +518,7 @@ def codec_server_running(env: dict[str, str], log_path: Path) -> Iterator[str]:
     loopback port; yields its URL once it answers."""
     port = free_port()
     env = env | {"CODEC_SERVER_HOST": "127.0.0.1", "CODEC_SERVER_PORT": str(port)}
-    log = log_path.open("w+")
-    process = subprocess.Popen(
-        [sys.executable, "codec_server.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process = spawn("codec_server.py", env, log_path)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
