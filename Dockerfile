@@ -13,6 +13,9 @@ COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock
 
 COPY . .
+# Bytecode for every module, written while the code is still writable: the workflow sandbox
+# loads the workflow modules afresh for each run it creates (see worker.compile_workflows).
+RUN python -m compileall -q .
 # The code stays root's (read-only to the app); the processes run as an unprivileged user.
 RUN useradd --system --uid 10001 --no-create-home onboarding
 USER onboarding

@@ -9,12 +9,14 @@ from `config.Settings`.
 from __future__ import annotations
 
 import asyncio
+import compileall
 import logging
 import os
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import ValidationError
 from temporalio.client import Client
@@ -80,6 +82,17 @@ def build_worker(
 WORKFLOWS = [OnboardingWorkflow, EverboardingWorkflow]
 
 
+def compile_workflows() -> None:
+    """Write the workflow modules' bytecode, even where PYTHONDONTWRITEBYTECODE is set.
+
+    The sandbox executes the workflow's module afresh for every run it creates (a new
+    onboarding, or one evicted from the cache); Python loads it from bytecode when there is
+    some and compiles the source otherwise, each time: 16 ms a run measured on 2 cores, a third
+    of what settling a new onboarding costs the worker. Where the folder is read-only (an
+    image built without it), nothing is written and runs compile as before."""
+    compileall.compile_dir(Path(__file__).parent / "workflows", quiet=2)
+
+
 def workflow_runner() -> SandboxedWorkflowRunner:
     """The sandbox the workflows run in (the replay tests use the same)."""
     # pydantic's EmailStr imports these lazily while decoding workflow input; they are
@@ -101,6 +114,7 @@ async def main() -> None:
     if settings.metrics_port:
         log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
     await register_search_attributes(client)
+    compile_workflows()
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         worker = build_worker(client, settings, executor)
         stop = asyncio.Event()

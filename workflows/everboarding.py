@@ -1,7 +1,6 @@
 """Everboarding: learning never ends after onboarding."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: see workflows/onboarding/workflow.py.
 from contextlib import suppress
 from datetime import datetime, timedelta
 
