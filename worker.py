@@ -74,6 +74,7 @@ def build_worker(
         activities=[effects.carry_out, assign.assign_csm, assign.reassign_csm],
         activity_executor=executor,
         max_concurrent_activities=activity_threads,
+        max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=graceful_shutdown,
         workflow_runner=workflow_runner(),
     )

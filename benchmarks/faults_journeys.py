@@ -45,6 +45,7 @@ class Journeys:
         self.folder = folder
         self.env = env
         self.address = address
+        self.playbook = "standard"
         self.started = 0
         self.sent: dict[tuple[str, str], str] = {}  # (account, milestone) → by
         self.failed: list[str] = []  # signals given up on
@@ -72,6 +73,7 @@ class Journeys:
                 ["account_id", "account_name", "plan", "touch_model", "industry", "use_case"]
                 + ["contract_value", "account_executive_id", "account_executive_name"]
                 + ["account_executive_email", "champion_name", "champion_email", "goals", "users"]
+                + ["playbook"]
             )
             for n, account in enumerate(self.accounts):
                 writer.writerow(
@@ -79,7 +81,7 @@ class Journeys:
                     + ["fault injection", "10000", "ae-001", "Sara Lindqvist"]
                     + ["sara.lindqvist@example.com", f"Champion {n}"]
                     + [f"champion@{account}.example", "Survive the fault run"]
-                    + [f"User {n} <user@{account}.example>"]
+                    + [f"User {n} <user@{account}.example>", self.playbook]
                 )
         return path
 

@@ -2,7 +2,7 @@
 same Temporal server and SDK can do, in one run (a benchmark).
 
     .venv/bin/python benchmarks/journeys.py [--journeys J] [--open K] [--floor N]
-        [--sample S] [--json PATH] [--keep]           (or: make bench BENCH_ARGS="...")
+        [--sample S] [--wave W] [--json PATH] [--keep]   (or: make bench BENCH_ARGS="...")
 
 Starts its own Temporal dev server (the `temporal` binary beside this Python, headless, on a
 SQLite file in a temporary folder; the search attributes registered as the worker does), then
@@ -18,7 +18,9 @@ SQLite file in a temporary folder; the search attributes registered as the worke
    history per touch model (one journey each of high, tech and community besides);
 3. with K onboardings bulk-started and held open: starts/s, time until every one waits in its
    first stage with its first mail in the outbox (and until the worker is idle), worker RSS
-   per open onboarding, `status` query and `complete_milestone` update p50/p99 over S calls.
+   per open onboarding, `status` query and `complete_milestone` update p50/p99 over S calls;
+4. with those K still open, a wave of W reminders falling due together (journeys_wave.py):
+   how late they are sent (p50, p99, max, and how many more than a minute late).
 
 Prints figure | project | floor | ratio (project / floor: the machine's speed cancels out),
 the load average, and with `--json PATH` writes the figures. Rates compare from the server's
@@ -50,6 +52,7 @@ from journey_cost import BenchmarkError  # noqa: E402
 from journeys_floor import measure_floor  # noqa: E402
 from journeys_measure import Figure, render_table  # noqa: E402
 from journeys_project import Project, project_env, start_worker  # noqa: E402
+from journeys_wave import copy_playbooks  # noqa: E402
 from runs import exit_with, guarded, warn  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
@@ -84,6 +87,7 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         warn(f"floor done at {time.monotonic() - began:.0f} s; starting worker.py")
 
         env = project_env(server.address, folder)
+        copy_playbooks(folder)
         for name in [n for n in os.environ if n.startswith(("TEMPORAL_", "ENCRYPTION_"))]:
             del os.environ[name]
         os.environ.update(env)  # this process's client connects as the CLI does
@@ -97,11 +101,16 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         report["project"]["history"] = await project.touch_models()
         report["project"] |= await project.open_batch(args.open, args.sample)
         warn(f"{args.open} open onboardings measured at {time.monotonic() - began:.0f} s")
+        if args.wave:
+            settle_per_s = args.open / report["project"]["settle_s"]
+            report["project"] |= await project.wave(args.wave, settle_per_s)
+            warn(f"a wave of {args.wave} reminders measured at {time.monotonic() - began:.0f} s")
     report |= {
         "journeys": args.journeys,
         "open": args.open,
         "floor_workflows": args.floor,
         "sample": args.sample,
+        "wave": args.wave,
         "load_at_end": load(),
         "wall_seconds": round(time.monotonic() - began, 1),
     }
@@ -140,6 +149,13 @@ def figures(report: dict[str, Any]) -> list[Figure]:
     for call, name in (("update", "complete_milestone"), ("query", "status")):
         for p in ("p50", "p99"):
             rows.append(Figure(f"{name} {p}, {k} open", "ms", *both(f"{call}_{p}_ms"), 0))
+    if report["wave"]:
+        w, due = report["wave"], project["wave_due_within_s"]
+        for p in ("p50", "p99", "max"):
+            label = f"reminder lateness {p}, {w} due within {due:.0f} s, {k} open"
+            rows.append(Figure(label, "s", project[f"wave_late_{p}_s"], None, 1))
+        label = f"reminders more than 60 s late, of {w}"
+        rows.append(Figure(label, "", project["wave_late_over_60s"], None, 0))
     return rows
 
 
@@ -168,12 +184,17 @@ def main() -> int:
     parser.add_argument("--open", type=int, default=200, help="onboardings held open")
     parser.add_argument("--floor", type=int, default=200, help="trivial workflows for the floor")
     parser.add_argument("--sample", type=int, default=200, help="sequential calls per latency")
+    parser.add_argument(
+        "--wave", type=int, default=200, help="reminders falling due together (0: none)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = parser.parse_args()
     for name in ("journeys", "open", "floor", "sample"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    if args.wave < 0:
+        parser.error("--wave must be 0 or more")
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")  # to stderr
     folder = Path(tempfile.mkdtemp(prefix="journeys-"))
     warn(f"logs in {folder}")

@@ -27,6 +27,15 @@ from journeys_measure import (
     wait_quiet,
     wait_visible,
 )
+from journeys_wave import (
+    WAVE_PLAYBOOK,
+    entered_at,
+    lateness,
+    lead_for,
+    summary,
+    wait_for_wave,
+    write_wave_playbook,
+)
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
@@ -35,7 +44,8 @@ from models.playbook import load_playbook
 from workflows.contract import ONBOARDING_WORKFLOW, Queries, Updates, onboarding_id
 
 SETTLE_SECONDS = 1800.0
-STAGE_SECONDS = 300.0  # for the few journeys of the other touch models
+STAGE_SECONDS = 300.0
+BEFORE_WAIT = 60.0  # for the few journeys of the other touch models
 ONBOARDINGS = f'WorkflowType = "{ONBOARDING_WORKFLOW}"'
 SIGNAL_OF = {spelled: name for name, spelled, _ in MILESTONES}
 BY = {spelled: by for _, spelled, by in MILESTONES}
@@ -59,6 +69,7 @@ def project_env(address: str, folder: Path) -> dict[str, str]:
         CHAT_URLS="[]",
         METRICS_PORT="0",
         COLUMNS="200",
+        PLAYBOOK_DIR=str(folder / "playbooks"),  # journeys_wave.copy_playbooks
     )
     return env
 
@@ -237,3 +248,18 @@ class Project:
             found[f"{name}_p99_ms"] = percentile(values, 99)
         found["sample"] = len(handles)
         return found
+
+    async def wave(self, count: int, settle_per_s: float) -> dict[str, Any]:
+        """`count` onboardings whose depart reminders all fall due together (journeys_wave),
+        while the open batch is still held: how late each reminder was sent."""
+        lead = lead_for(count, settle_per_s)
+        write_wave_playbook(Path(self.env["PLAYBOOK_DIR"]), lead)
+        batch = self.batch("wave", count)
+        batch.playbook = WAVE_PLAYBOOK
+        t0 = time.monotonic()
+        await batch.start_all()
+        outbox = Path(self.env["OUTBOX_DIR"])
+        sent = await wait_for_wave(outbox, "wave", count, t0 + lead + BEFORE_WAIT + SETTLE_SECONDS)
+        entered = await entered_at(self.client, batch.accounts)
+        due = [e.timestamp() for e in entered.values()]
+        return summary(lateness(sent, entered, lead), lead, max(due) - min(due))
