@@ -268,3 +268,8 @@ def test_the_app_image_is_shared_by_every_app_service() -> None:
 def test_compose_file_is_where_the_readme_says() -> None:
     assert "docker compose up" in (ROOT / "README.md").read_text()
     assert Path(ROOT / ".env.example").exists()
+
+
+def test_the_workers_cache_is_sized_by_a_setting_the_compose_stack_passes() -> None:
+    env = rendered()["worker"]["environment"]
+    assert env["MAX_CACHED_WORKFLOWS"] == "2500"
