@@ -24,7 +24,9 @@ async def test_the_worker_keeps_as_many_runs_as_the_setting_says(
 ) -> None:
     sized = settings.model_copy(update={"max_cached_workflows": 3210})
     with ThreadPoolExecutor(max_workers=2) as executor:
-        worker = build_worker(time_env.client, sized, executor, task_queue=task_queue)
+        worker = build_worker(
+            time_env.client, sized, executor, task_queue=task_queue, activity_threads=2
+        )
         assert worker.config()["max_cached_workflows"] == 3210
     assert Settings.model_fields["max_cached_workflows"].default == 2500
 
