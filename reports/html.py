@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from plotly.offline import get_plotlyjs
 
-from reports.scorecard import FUNNEL, Scorecard
+from reports.figures import FUNNEL, Scorecard
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
