@@ -8,7 +8,7 @@ onboardings — six stage transitions, five Adopt tasks and a few support ticket
 times the scorecard over it, with all four breakdowns. PostgreSQL is filled with COPY and
 analysed afterwards, as autovacuum would. `--reuse` times a database an earlier run filled
 with as many onboardings; `--queries` prints each statement's time; `--cli` also times
-`starter.py report` (tables, then --json) over the database, as a user runs it.
+`starter.py report` (tables, then --json, then --html) over the database, as a user runs it.
 """
 
 from __future__ import annotations
@@ -170,18 +170,21 @@ def statement_times(engine: Engine, show: bool) -> Iterator[None]:
             event.remove(engine, "after_cursor_execute", after)
 
 
-def time_cli(url: str) -> None:
+def time_cli(url: str, folder: str) -> None:
     span = ["--from", T0.date().isoformat(), "--to", END.date().isoformat()]
-    for extra in ([], ["--json"]):
+    for extra in ([], ["--json"], ["--html", f"{folder}/report.html"]):
         started = time.perf_counter()
-        subprocess.run(
+        result = subprocess.run(
             [sys.executable, "starter.py", "report", *span, "--as-of", AS_OF.isoformat(), *extra],
             cwd=ROOT,
             env=os.environ | {"DATABASE_URL": url},
-            check=True,
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        print(f"starter.py report {' '.join(extra)}: {time.perf_counter() - started:.2f} s")
+        if result.returncode:
+            sys.exit(f"starter.py report {' '.join(extra)} failed:\n{result.stderr}")
+        print(f"starter.py report {' '.join(extra[:1])}: {time.perf_counter() - started:.2f} s")
 
 
 def main() -> None:
@@ -215,7 +218,7 @@ def main() -> None:
                 f"({card.overall.onboardings} in the cohort, all four breakdowns)"
             )
         if args.cli:
-            time_cli(url)
+            time_cli(url, folder)
 
 
 if __name__ == "__main__":
