@@ -72,7 +72,9 @@ def report(
         html.write_text(render_html(card), encoding="utf-8")
         err.print(f"wrote {html}")
     if as_json:
-        out.print_json(card.model_dump_json())
+        # Written as it is: rich would re-parse and highlight it, 20 s for the distributions of
+        # 100,000 onboardings (benchmarks/scorecard.py --cli).
+        out.file.write(card.model_dump_json(indent=2) + "\n")
     else:
         from reports.console import print_scorecard
 

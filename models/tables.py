@@ -74,7 +74,12 @@ class Onboarding(SQLModel, table=True):
     csm_id: str | None = Field(default=None, index=True, foreign_key="csm.id")
     stage: str = Field(index=True)
     handoff_notes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    started_at: datetime = Field(default_factory=utcnow, sa_type=UtcDateTime)
+    started_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=UtcDateTime,
+        index=True,
+        description="The scorecard's cohort is the onboardings started in a range.",
+    )
     contract_signed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     kickoff_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     first_value_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from reports.scorecard import Figures, Scorecard
+from reports.figures import Figures, Scorecard
 
 
 def print_scorecard(card: Scorecard, console: Console) -> None:

@@ -34,6 +34,7 @@ from models.journey import (
 )
 from models.tables import Notification, Onboarding, StageTransition, Task
 from reports import scorecard
+from reports.figures import Completion
 from tests.conftest import (
     Mailbox,
     deal,
@@ -63,7 +64,7 @@ def row(session: Session, account: str = "acme") -> Onboarding:
     return found
 
 
-def completion(session: Session) -> scorecard.Completion:
+def completion(session: Session) -> Completion:
     first = row(session).started_at
     card = scorecard.build(session, first - DAY, first + DAY, as_of=first + 400 * DAY)
     return card.overall.completion
