@@ -65,6 +65,13 @@ BENCH_ARGS ?=
 bench: install
 	$(PY) benchmarks/journeys.py $(BENCH_ARGS)
 
+## bench-cli: starter.py's start-up (--help, usage errors) against the import floor, medians
+## of interleaved runs (benchmarks/cli_startup.py; e.g. BENCH_CLI_ARGS="--runs 20")
+BENCH_CLI_ARGS ?=
+.PHONY: bench-cli
+bench-cli: install
+	$(PY) benchmarks/cli_startup.py $(BENCH_CLI_ARGS)
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

@@ -26,18 +26,23 @@ from cli import start, journey, incidents, lookup, report, roster, doctor, recon
 # isort: on
 from cli.app import app, err
 from infra.db import SchemaError
-from infra.settings import SettingsError
 
 
 def main() -> NoReturn:
     try:
         app()
         status = 0
-    except (SettingsError, SchemaError) as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
-        status = 1
     except SystemExit as exit_:
         status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except Exception as error:
+        # Imported only now: the settings module costs pydantic-settings, which `--help` and
+        # most usage errors never need (cli/app.py).
+        from infra.settings import SettingsError
+
+        if not isinstance(error, SettingsError | SchemaError):
+            raise
+        err.print(f"[red]error:[/red] {error}", highlight=False)
+        status = 1
     sys.stdout.flush()
     sys.stderr.flush()
     # See worker.py: skip interpreter finalisation (temporalio/sdk-python#300).

@@ -1,5 +1,11 @@
 """What every command shares: the Typer app, the consoles, errors as exit codes, the
-Temporal connection, the database session, and a few formatters."""
+Temporal connection, the database session, and a few formatters.
+
+Every command module is imported for any command, `--help` too, so at the top they import
+only what their options are made of (typer, the enums of models/enums.py, the names in
+workflows/contract.py); the messages, the settings and what the database needs are imported
+in the functions that use them. `--help` and a usage error then cost little more than Typer
+itself (benchmarks/cli_startup.py measures it, tests/test_cli_startup.py keeps it so)."""
 
 from __future__ import annotations
 
@@ -12,23 +18,19 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.codec import DecryptionError
 from infra.db import SchemaError, check_schema, make_engine
-from infra.settings import connect_temporal, load_settings
-from models.door import admit
-from models.journey import AwareDatetime
-from models.playbook import format_validation_error
 from workflows.contract import onboarding_id
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
     from sqlmodel import Session
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 app = typer.Typer(
     help="Customer onboarding: start onboardings, report milestones, see where each account is.",
@@ -61,6 +63,8 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
 
 
 async def connect() -> Client:
+    from infra.settings import connect_temporal
+
     try:
         return await connect_temporal()
     except RuntimeError as error:
@@ -87,24 +91,23 @@ def status_name(status: WorkflowExecutionStatus | None) -> str:
     return status.name.lower() if status else "unknown"
 
 
-class _Moment(BaseModel):
-    at: AwareDatetime
-
-
 def parse_time(value: str | None, option: str, *, dates: bool = False) -> datetime | None:
     """An ISO 8601 time with a zone (`2026-07-01T09:00Z`); with `dates`, also a bare day
     (`2026-07-01`, midnight UTC). Anything else is a usage error naming the option."""
     if value is None:
         return None
+    from pydantic import TypeAdapter, ValidationError
+
+    from models.journey import AwareDatetime
+    from models.playbook import format_validation_error
+
     try:
         if dates and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        return _Moment(at=value).at  # type: ignore[arg-type]
+        return TypeAdapter(AwareDatetime).validate_python(value)
     except ValueError as error:  # pydantic's ValidationError is one too
         reason = (
-            format_validation_error(error).removeprefix("at: ")
-            if isinstance(error, ValidationError)
-            else str(error)
+            format_validation_error(error) if isinstance(error, ValidationError) else str(error)
         )
         raise typer.BadParameter(f"{value!r}: {reason}", param_hint=option) from None
 
@@ -113,6 +116,11 @@ def admitted(model: type[M], **fields: Any) -> M:
     """A message built from what a person typed, through the door (models/door.py): names
     and notes without control characters, times that already happened, sizes bounded. A
     refusal is a usage error (exit 2) naming the field; nothing is sent."""
+    from pydantic import ValidationError
+
+    from models.door import admit
+    from models.playbook import format_validation_error
+
     try:
         return admit(model, fields)
     except ValidationError as error:
@@ -130,6 +138,7 @@ def db_session() -> Iterator[Session]:
     from sqlmodel import Session
 
     from infra.roster import RosterError
+    from infra.settings import load_settings
 
     engine = make_engine(load_settings().database_url)
     try:

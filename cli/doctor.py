@@ -16,7 +16,6 @@ from cli.app import Failure, app, connect, out
 from cli.reconcile import find_orphans
 from infra.db import SchemaError, check_schema, current_revision, make_engine
 from infra.search_attributes import missing_search_attributes
-from infra.settings import load_settings
 from workflows.contract import ONBOARDING_WORKFLOW, SA_INCIDENTS, TASK_QUEUE
 
 
@@ -62,6 +61,8 @@ def doctor() -> None:
 def _database() -> Check:
     from sqlalchemy.exc import OperationalError
 
+    from infra.settings import load_settings
+
     engine = make_engine(load_settings().database_url)
     try:
         check_schema(engine)
@@ -76,6 +77,8 @@ def _database() -> Check:
 
 async def _open_rows(client: Client) -> Check:
     from sqlmodel import Session
+
+    from infra.settings import load_settings
 
     engine = make_engine(load_settings().database_url)
     try:

@@ -10,8 +10,6 @@ import typer
 
 from cli.app import admitted, app, out, run
 from cli.journey import ACCOUNT, CURRENT_USER, _update
-from models.journey import ResolveIncident
-from models.onboarding import OnboardingStatus
 from workflows.contract import Updates
 
 
@@ -32,6 +30,9 @@ def incident(
 ) -> None:
     """Send a message that failed again (after fixing the address or name it was built
     from), or dismiss it. `status ACCOUNT` lists the open incidents."""
+    from models.journey import ResolveIncident
+    from models.onboarding import OnboardingStatus
+
     resolve = admitted(
         ResolveIncident, number=number, retry=action is IncidentAction.RETRY, by=by, note=note
     )

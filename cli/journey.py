@@ -10,10 +10,9 @@ import re
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -35,34 +34,7 @@ from cli.app import (
     run,
     when,
 )
-from infra.settings import load_settings
-from models.academy import LearningPath, load_academy
-from models.door import admit
-from models.everboarding import Churn, FeatureAnnouncement
-from models.journey import (
-    Acknowledge,
-    Cancel,
-    CancelReason,
-    CompleteMilestone,
-    CompleteTask,
-    Contact,
-    CsmRef,
-    Engagement,
-    EngagementKind,
-    Escalation,
-    ExtendDeadline,
-    Milestone,
-    MilestoneResult,
-    PauseClock,
-    ReassignCsm,
-    ResumeClock,
-    SetChampion,
-    Stage,
-    TaskStatus,
-    UsersAdded,
-)
-from models.onboarding import OnboardingStatus
-from models.playbook import PlaybookError, format_validation_error, parse_duration
+from models.enums import CancelReason, EngagementKind, Milestone, Stage
 from workflows.contract import (
     EVERBOARDING_WORKFLOW,
     SA_PLAN,
@@ -71,6 +43,11 @@ from workflows.contract import (
     everboarding_id,
     onboarding_id,
 )
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from models.journey import Contact
 
 R = TypeVar("R")
 
@@ -90,6 +67,8 @@ def signal(
     note: Annotated[str | None, typer.Option(help="A short note for the record.")] = None,
 ) -> None:
     """Report a milestone; the onboarding accepts it or says why not."""
+    from models.journey import CompleteMilestone, MilestoneResult
+
     report = admitted(
         CompleteMilestone, milestone=milestone, by=by, at=parse_time(at, "--at"), note=note
     )
@@ -140,6 +119,8 @@ def task(
     """Mark a checklist task done (its reminders stop)."""
     if not done:
         raise typer.BadParameter("say --done (the only action on a task so far)")
+    from models.journey import CompleteTask, TaskStatus
+
     completion = admitted(CompleteTask, task_id=task_id, by=by, note=note)
 
     async def go() -> None:
@@ -151,6 +132,8 @@ def task(
 
 def _parse_extension(value: str) -> tuple[datetime | None, timedelta | None]:
     """`+7d` adds to the deadline (due_at, extend_by); an ISO 8601 time with zone sets it."""
+    from models.playbook import parse_duration
+
     if value.startswith("+"):
         amount = parse_duration(value[1:])
         if not isinstance(amount, timedelta):
@@ -172,6 +155,8 @@ def extend(
     who: Annotated[str, typer.Option("--who", help="Who moves it.")] = CURRENT_USER,
 ) -> None:
     """Move a deadline; its reminders follow."""
+    from models.journey import ExtendDeadline, TaskStatus
+
     due_at, extend_by = _parse_extension(to)
     request = admitted(
         ExtendDeadline, task_id=task_id, due_at=due_at, extend_by=extend_by, reason=reason, by=who
@@ -191,6 +176,9 @@ def pause(
     reason: Annotated[str, typer.Option(help="What the onboarding waits on.")],
 ) -> None:
     """Stop the clock: no reminders, and paused time does not count against deadlines."""
+    from models.journey import PauseClock
+    from models.onboarding import OnboardingStatus
+
     pause_clock = admitted(PauseClock, by=by, reason=reason)
 
     async def go() -> None:
@@ -203,6 +191,9 @@ def pause(
 @app.command()
 def resume(account: ACCOUNT, by: WHO) -> None:
     """Restart the clock; every open deadline moves by the time paused."""
+    from models.journey import ResumeClock
+    from models.onboarding import OnboardingStatus
+
     resume_clock = admitted(ResumeClock, by=by)
 
     async def go() -> None:
@@ -223,6 +214,9 @@ def cancel(
     by: RECORDED_BY = CURRENT_USER,
 ) -> None:
     """End the onboarding: thank the customer, send the exit survey, start no everboarding."""
+    from models.journey import Cancel
+    from models.onboarding import OnboardingStatus
+
     cancellation = admitted(Cancel, reason=reason, note=note, by=by)
 
     async def go() -> None:
@@ -239,6 +233,8 @@ def engagement(
     value: Annotated[str | None, typer.Option(help="e.g. the course id or NPS score.")] = None,
 ) -> None:
     """Report customer engagement (as the product does by signal)."""
+    from models.journey import Engagement
+
     if kind is EngagementKind.COURSE_COMPLETED:
         _check_course(value)
     signal = admitted(Engagement, kind=kind, value=value)
@@ -263,6 +259,10 @@ def _check_course(value: str | None) -> None:
     typo would otherwise be ignored by the workflow without anyone noticing."""
     if not value:
         raise typer.BadParameter("course_completed needs --value COURSE or COURSE/MODULE")
+    from infra.settings import load_settings
+    from models.academy import LearningPath, load_academy
+    from models.playbook import PlaybookError
+
     try:
         catalogue = load_academy(load_settings().playbook_dir).courses
     except PlaybookError as error:
@@ -280,6 +280,8 @@ def ack(
     note: Annotated[str | None, typer.Option(help="What was done.")] = None,
 ) -> None:
     """Acknowledge the open escalation, so it climbs no further."""
+    from models.journey import Acknowledge, Escalation
+
     acknowledgement = admitted(Acknowledge, by=by, note=note)
 
     async def go() -> None:
@@ -298,6 +300,9 @@ def champion(
     title: Annotated[str | None, typer.Option(help="Their role.")] = None,
 ) -> None:
     """Name the customer's new champion; reminders go to them from now on."""
+    from models.journey import SetChampion
+    from models.onboarding import OnboardingStatus
+
     change = admitted(SetChampion, champion={"name": name, "email": email, "title": title}, by=by)
 
     async def go() -> None:
@@ -317,6 +322,9 @@ def users(
     by: Annotated[str, typer.Option(help="Who adds them.")] = CURRENT_USER,
 ) -> None:
     """Give new users academy access (now, or at kickoff if it has not happened yet)."""
+    from models.journey import UsersAdded
+    from models.onboarding import OnboardingStatus
+
     people = [_contact(address) for address in addresses]
     added = admitted(UsersAdded, users=people, by=by)  # duplicates, how many
 
@@ -329,6 +337,12 @@ def users(
 
 
 def _contact(address: str) -> Contact:
+    from pydantic import ValidationError
+
+    from models.door import admit
+    from models.journey import Contact
+    from models.playbook import format_validation_error
+
     name, email = parseaddr(address)
     try:
         return admit(Contact, {"name": name or email.split("@")[0], "email": email or address})
@@ -347,6 +361,8 @@ def reassign(
     ] = False,
 ) -> None:
     """Move an onboarding (open tasks, escalations, reminders) to another CSM; both are told."""
+    from models.journey import CsmRef, ReassignCsm
+
     reassignment = admitted(ReassignCsm, to=to, reason=reason, by=by, over_capacity=over_capacity)
 
     async def go() -> None:
@@ -368,6 +384,8 @@ def announce(
     """Tell every running everboarding on these plans; their next digest carries it.
 
     Safe to repeat: each everboarding takes an announcement id once."""
+    from models.everboarding import FeatureAnnouncement
+
     announcement = admitted(
         FeatureAnnouncement,
         id=feature_id or _slug(feature),
@@ -411,6 +429,8 @@ def churn(
     by: RECORDED_BY = CURRENT_USER,
 ) -> None:
     """The customer has left: end their everboarding and record the churn (retention)."""
+    from models.everboarding import Churn
+
     churned = admitted(Churn, reason=reason, note=note, by=by)
 
     async def go() -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import BaseModel
 from rich.table import Table
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,8 +23,7 @@ from cli.app import (
     when,
 )
 from cli.tables import Rows
-from models.journey import Milestone, RiskLevel, Stage
-from models.onboarding import OnboardingStatus
+from models.enums import Milestone, RiskLevel, Stage
 from workflows.contract import (
     ONBOARDING_WORKFLOW,
     SA_CSM,
@@ -40,12 +37,8 @@ from workflows.contract import (
     onboarding_id,
 )
 
-
-class StatusReport(OnboardingStatus):
-    """The status query's answer plus what only the server knows: the runs' states."""
-
-    workflow_status: str
-    everboarding_status: str | None
+if TYPE_CHECKING:
+    from cli.views import StatusReport
 
 
 async def _run_status(client: Client, workflow_id: str | None) -> str | None:
@@ -66,6 +59,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Where an account's onboarding is: stage, dates, CSM, next deadline, history."""
+    from cli.views import StatusReport
+    from models.onboarding import OnboardingStatus
 
     async def go() -> None:
         client = await connect()
@@ -203,18 +198,6 @@ def _print_status(report: StatusReport) -> None:
     history.print(out)
 
 
-class OnboardingLine(BaseModel):
-    account_id: str
-    workflow_status: str
-    stage: str
-    csm_id: str | None
-    next_deadline: datetime | None
-    started_at: datetime | None
-    risk: str | None = None
-    escalated: bool = False
-    incidents: int = 0
-
-
 @app.command("list")
 def list_onboardings(
     stage: Annotated[Stage | None, typer.Option(help="Only onboardings in this stage.")] = None,
@@ -230,6 +213,8 @@ def list_onboardings(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """All onboardings, one line each, newest first (filters use search attributes)."""
+    from cli.views import OnboardingLine
+
     query = [f"WorkflowType = '{ONBOARDING_WORKFLOW}'"]
     for key, value in ((SA_STAGE, stage), (SA_RISK, risk), (SA_CSM, csm)):
         if value is not None:

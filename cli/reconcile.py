@@ -17,12 +17,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from cli.app import app, connect, db_session, is_not_found, out, run, status_name, when
-from models.journey import CancelReason, Stage
-from models.onboarding import OnboardingStatus
+from models.enums import CancelReason, Stage
 from workflows.contract import ONBOARDING_WORKFLOW
 
 if TYPE_CHECKING:
     from sqlmodel import Session
+
+    from models.onboarding import OnboardingStatus
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Orphan:
 async def find_orphans(client: Client, session: Session) -> list[Orphan]:
     from sqlmodel import col, select
 
+    from models.onboarding import OnboardingStatus
     from models.tables import Onboarding
 
     rows = session.exec(select(Onboarding).where(col(Onboarding.closed_at).is_(None))).all()

@@ -6,12 +6,9 @@ import json
 from typing import Annotated
 
 import typer
-from pydantic import BaseModel, ValidationError
 
 from cli.app import app, db_session, out, split_list
 from cli.tables import Rows
-from models.door import admit
-from models.playbook import format_validation_error
 
 csm_app = typer.Typer(
     help="The CSM roster: who takes onboardings, for which touch models, how many at once.",
@@ -41,7 +38,11 @@ def csm_add(
     chat: CHAT = None,
 ) -> None:
     """Add a CSM to the roster."""
+    from pydantic import ValidationError
+
     from infra.roster import RosterEntry, add_csm, queued  # the database's libraries: here only
+    from models.door import admit
+    from models.playbook import format_validation_error
 
     given = {
         "touch_models": split_list(touch_models),
@@ -117,18 +118,6 @@ def csm_remove(csm_id: Annotated[str, typer.Argument(help="The CSM's id.")]) -> 
         out.print(remove_csm(session, csm_id=csm_id))
 
 
-class CsmLine(BaseModel):
-    id: str
-    name: str
-    email: str
-    touch_models: list[str]
-    industries: list[str]
-    chat: str | None
-    active_onboardings: int
-    capacity: int
-    active: bool
-
-
 @csm_app.command("list")
 def csm_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -136,6 +125,7 @@ def csm_list(
     """The roster with each CSM's load against capacity, and the queue."""
     from sqlmodel import select
 
+    from cli.views import CsmLine
     from infra.roster import active_loads, queued
     from models.tables import Csm
 

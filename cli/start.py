@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -16,14 +15,7 @@ from temporalio.service import RPCError
 
 from cli.app import Failure, app, connect, err, out, run
 from cli.tables import Rows
-from infra.settings import Settings, load_settings
-from models.academy import AcademyFile, load_academy
-from models.deal_csv import CsvFileError, Deal, RowError, read_deals
-from models.door import Refused, admit, decode_utf8, read_bytes
-from models.journey import OnboardingRequest, Stage
-from models.limits import MAX_DEAL_BYTES
-from models.onboarding import OnboardingInput
-from models.playbook import PlaybookError, PlaybookFile, format_validation_error, load_playbook
+from models.enums import Stage
 from workflows.contract import (
     ONBOARDING_WORKFLOW,
     SA_PLAN,
@@ -32,6 +24,13 @@ from workflows.contract import (
     TASK_QUEUE,
     onboarding_id,
 )
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
+    from models.academy import AcademyFile
+    from models.journey import OnboardingRequest
+    from models.onboarding import OnboardingInput
+    from models.playbook import PlaybookFile
 
 
 class IfExists(StrEnum):
@@ -42,6 +41,13 @@ class IfExists(StrEnum):
 def read_request(path: Path) -> OnboardingRequest:
     """The deal document, through the door: bounded in size, UTF-8, valid JSON, every field
     checked; anything wrong is a Failure naming the file and where in it."""
+    from pydantic import ValidationError
+
+    from models.door import Refused, admit, decode_utf8, read_bytes
+    from models.journey import OnboardingRequest
+    from models.limits import MAX_DEAL_BYTES
+    from models.playbook import format_validation_error
+
     try:
         text = decode_utf8(path, read_bytes(path, MAX_DEAL_BYTES, "deal document"))
         return admit(OnboardingRequest, text)
@@ -76,6 +82,8 @@ def start(
         _start_batch(from_csv, concurrency)
         return
     assert from_file is not None
+    from infra.settings import load_settings
+    from models.playbook import PlaybookError
 
     async def go() -> None:
         request = read_request(from_file)
@@ -106,11 +114,15 @@ class Playbooks:
         self._academy: AcademyFile | None = None
 
     def playbook(self, name: str) -> PlaybookFile:
+        from models.playbook import load_playbook
+
         if name not in self._playbooks:
             self._playbooks[name] = load_playbook(self.directory, name)
         return self._playbooks[name]
 
     def academy(self) -> AcademyFile:
+        from models.academy import load_academy
+
         if self._academy is None:
             self._academy = load_academy(self.directory)
         return self._academy
@@ -118,6 +130,8 @@ class Playbooks:
 
 def _workflow_input(request: OnboardingRequest, playbooks: Playbooks) -> OnboardingInput:
     """The request with its playbook and learning path resolved (PlaybookError if broken)."""
+    from models.onboarding import OnboardingInput
+
     playbook = playbooks.playbook(request.playbook)
     academy = playbooks.academy()
     return OnboardingInput(
@@ -184,6 +198,10 @@ def _start_batch(path: Path, concurrency: int) -> None:
     listed at the end (row, field, reason) and make the exit code 1, without stopping the
     batch. Re-running the same file starts only what is missing."""
     from rich.progress import Progress  # heavy, and only a batch shows one
+
+    from infra.settings import load_settings
+    from models.deal_csv import CsvFileError, Deal, RowError, read_deals
+    from models.playbook import PlaybookError
 
     try:
         deals, errors = read_deals(path)

@@ -8,6 +8,10 @@ attributes and workflow ids are not, so they must hold no customer data.
 Keys rotate: the first key of the ring encrypts, every key of the ring decrypts; each payload
 names the key that encrypted it in its metadata. A payload without our encoding (a signal sent
 with the `temporal` CLI, another service without the codec) passes through as it is.
+
+`cryptography` and pydantic's converter are imported where they are used (a codec made, a
+converter asked for): a process without keys loads no cipher, and `starter.py --help`, which
+connects to nothing, loads neither.
 """
 
 from __future__ import annotations
@@ -19,10 +23,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import (
     DataConverter,
     DefaultFailureConverterWithEncodedAttributes,
@@ -91,6 +92,8 @@ class EncryptionCodec(PayloadCodec):
     def __init__(self, keys: Mapping[str, bytes]) -> None:
         if not keys:
             raise KeyRingError("an encryption codec needs at least one key")
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._ciphers = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self.key_id = next(iter(keys))  # the first key encrypts
 
@@ -112,6 +115,8 @@ class EncryptionCodec(PayloadCodec):
         return [self.decode_one(payload) for payload in payloads]
 
     def decode_one(self, payload: Payload) -> Payload:
+        from cryptography.exceptions import InvalidTag
+
         if payload.metadata.get("encoding") != ENCODING:
             return payload  # not ours: sent without the codec, taken as it is
         key_id = payload.metadata.get(KEY_ID, b"").decode(errors="replace")
@@ -137,6 +142,8 @@ def data_converter(keys: Mapping[str, bytes] | None) -> DataConverter:
     """The project's converter (pydantic), encrypted when there are keys: payloads through
     the codec, and failures' messages and stack traces moved into their encoded attributes
     (an SMTP error can quote an address)."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
     if not keys:
         return pydantic_data_converter
     return dataclasses.replace(

@@ -7,7 +7,6 @@ only by adding fields with defaults: a running onboarding must still decode its 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import (
@@ -21,6 +20,20 @@ from pydantic import (
 )
 
 from models import door, limits
+
+# The enums live in models/enums.py, without pydantic, for the CLI's options; imported here
+# for the messages, and so `from models.journey import Stage` goes on working.
+from models.enums import JOURNEY as JOURNEY
+from models.enums import (
+    CancelReason,
+    ChampionLossReason,
+    EngagementKind,
+    Milestone,
+    Plan,
+    RiskLevel,
+    Stage,
+    TouchModel,
+)
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 Name = Annotated[
@@ -49,75 +62,6 @@ AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 # When something already happened, as another system or a person says: at the door, not in
 # the future (beyond clock skew) nor years ago.
 Happened = Annotated[AwareDatetime, door.happened]
-
-
-class Stage(StrEnum):
-    DEPART = "depart"
-    HANDOFF = "handoff"
-    KICKOFF = "kickoff"
-    ADOPT = "adopt"
-    REVIEW = "review"
-    EXPAND = "expand"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"  # off the journey: the customer let go, or ops cancelled the run
-    LAPSED = "lapsed"  # off the journey: overdue past every allowance, with no sign of life
-
-    @property
-    def position(self) -> int:
-        """Journey order (StrEnum would otherwise compare alphabetically)."""
-        return list(Stage).index(self)
-
-    @property
-    def next(self) -> Stage:
-        return JOURNEY[self.position + 1]
-
-    @property
-    def ended(self) -> bool:
-        return self in (Stage.COMPLETED, Stage.CANCELLED, Stage.LAPSED)
-
-
-# The stages in order, from deal close to completion.
-JOURNEY = list(Stage)[: list(Stage).index(Stage.COMPLETED) + 1]
-
-
-class Milestone(StrEnum):
-    """The facts that end a stage, in journey order. Values are the CLI spelling."""
-
-    CONTRACT_SIGNED = "contract-signed"
-    KICKOFF_HELD = "kickoff-held"
-    INTEGRATION_DONE = "integration-done"
-    REVIEW_PASSED = "review-passed"
-
-    @property
-    def stage(self) -> Stage:
-        """The stage this milestone completes."""
-        return _MILESTONE_STAGE[self]
-
-    @property
-    def prerequisites(self) -> list[Milestone]:
-        order = list(Milestone)
-        return order[: order.index(self)]
-
-
-_MILESTONE_STAGE = {
-    Milestone.CONTRACT_SIGNED: Stage.DEPART,
-    Milestone.KICKOFF_HELD: Stage.KICKOFF,
-    Milestone.INTEGRATION_DONE: Stage.ADOPT,
-    Milestone.REVIEW_PASSED: Stage.REVIEW,
-}
-
-
-class Plan(StrEnum):
-    BASIC = "basic"
-    PREMIUM = "premium"
-    ENTERPRISE = "enterprise"
-
-
-class TouchModel(StrEnum):
-    HIGH = "high"
-    LOW = "low"
-    TECH = "tech"
-    COMMUNITY = "community"
 
 
 class Contact(BaseModel):
@@ -282,15 +226,6 @@ class ResumeClock(BaseModel):
     by: Who
 
 
-class CancelReason(StrEnum):
-    WRONG_FEATURES = "wrong_features"
-    MISSING_FEATURES = "missing_features"
-    PRICE = "price"
-    TOO_HARD = "too_hard"
-    NO_VALUE = "no_value"
-    OTHER = "other"
-
-
 class Cancel(BaseModel):
     """Input of the `cancel` update: the customer lets go."""
 
@@ -304,14 +239,6 @@ class Cancellation(Cancel):
     stage: Stage
 
 
-class EngagementKind(StrEnum):
-    LOGIN = "login"
-    COURSE_COMPLETED = "course_completed"
-    FEATURE_USED = "feature_used"
-    SUPPORT_TICKET = "support_ticket"
-    NPS = "nps"
-
-
 class Engagement(BaseModel):
     """Payload of the `engagement` signal: the customer did something (`count` times, the
     last at `at`: a product that reports often sends one signal per batch)."""
@@ -320,13 +247,6 @@ class Engagement(BaseModel):
     value: Text | None = None
     at: Happened | None = None
     count: int = Field(default=1, ge=1, le=1_000_000)
-
-
-class ChampionLossReason(StrEnum):
-    LEFT = "left"
-    MOVED = "moved"
-    UNRESPONSIVE = "unresponsive"
-    BOUNCED = "bounced"
 
 
 class ChampionChanged(BaseModel):
@@ -346,16 +266,6 @@ class SetChampion(BaseModel):
 
     champion: Contact
     by: Who
-
-
-class RiskLevel(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-    @property
-    def rank(self) -> int:
-        return list(RiskLevel).index(self)
 
 
 class RiskAssessment(BaseModel):
