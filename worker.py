@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import compileall
+import gc
 import logging
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -83,6 +86,35 @@ def build_worker(
 WORKFLOWS = [OnboardingWorkflow, EverboardingWorkflow]
 
 
+# A full garbage collection stops every thread of the worker, and walks every cached run: one
+# this long is worth a line in the log (the SDK fails a workflow task whose activation takes
+# over 2 s as a potential deadlock, so a pause near that is a problem, not a statistic).
+SLOW_COLLECTION = 0.5
+
+
+def watch_collections(threshold: float = SLOW_COLLECTION) -> Callable[[str, dict[str, int]], None]:
+    """Log every garbage collection that pauses the worker longer than `threshold` seconds."""
+    began = 0.0
+
+    def observe(phase: str, info: dict[str, int]) -> None:
+        nonlocal began
+        if phase == "start":
+            began = time.perf_counter()
+            return
+        paused = time.perf_counter() - began
+        if paused >= threshold:
+            log.warning(
+                "garbage collection (generation %d) paused the worker for %.1f s, %d objects"
+                " tracked: if this recurs, lower MAX_CACHED_WORKFLOWS (README: Sizing a worker)",
+                info["generation"],
+                paused,
+                len(gc.get_objects(info["generation"])),
+            )
+
+    gc.callbacks.append(observe)
+    return observe
+
+
 def compile_workflows() -> None:
     """Write the workflow modules' bytecode, even where PYTHONDONTWRITEBYTECODE is set.
 
@@ -118,6 +150,10 @@ async def main() -> None:
     compile_workflows()
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS) as executor:
         worker = build_worker(client, settings, executor)
+        # Everything loaded so far lives as long as the process: out of the collector's way,
+        # so its full collections walk only the runs' objects (see README: Sizing a worker).
+        gc.freeze()
+        watch_collections()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

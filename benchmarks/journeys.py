@@ -149,6 +149,8 @@ def figures(report: dict[str, Any]) -> list[Figure]:
     for call, name in (("update", "complete_milestone"), ("query", "status")):
         for p in ("p50", "p99"):
             rows.append(Figure(f"{name} {p}, {k} open", "ms", *both(f"{call}_{p}_ms"), 0))
+        failed = project[f"{call}_failed"]
+        rows.append(Figure(f"{name} calls failed, of {report['sample']}", "", failed, None, 0))
     if report["wave"]:
         w, due = report["wave"], project["wave_due_within_s"]
         for p in ("p50", "p99", "max"):

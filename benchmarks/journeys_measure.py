@@ -152,12 +152,21 @@ def render_table(figures: Sequence[Figure]) -> str:
     return "\n".join([line(headings), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-async def latencies_ms(calls: Iterable[Callable[[], Awaitable[object]]]) -> list[float]:
-    """Each call's wall time in milliseconds, one after another (as a person clicks)."""
+async def latencies_ms(
+    calls: Iterable[Callable[[], Awaitable[object]]], failed: list[str] | None = None
+) -> list[float]:
+    """Each call's wall time in milliseconds, one after another (as a person clicks). A call
+    that fails is counted into `failed` (its error), when given, instead of ending the run."""
     found = []
     for call in calls:
         started = time.perf_counter()
-        await call()
+        try:
+            await call()
+        except Exception as error:
+            if failed is None:
+                raise
+            failed.append(f"{type(error).__name__}: {error}")
+            continue
         found.append((time.perf_counter() - started) * 1000)
     return found
 

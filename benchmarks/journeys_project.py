@@ -36,6 +36,7 @@ from journeys_wave import (
     wait_for_wave,
     write_wave_playbook,
 )
+from runs import warn
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
@@ -236,16 +237,23 @@ class Project:
             self.client.get_workflow_handle(onboarding_id(a))
             for a in rng.sample(batch.accounts, min(sample, count))
         ]
-        queries = await latencies_ms(partial(h.query, Queries.STATUS) for h in handles)
+        failed: dict[str, list[str]] = {"query": [], "update": []}
+        queries = await latencies_ms(
+            (partial(h.query, Queries.STATUS) for h in handles), failed["query"]
+        )
         signed = CompleteMilestone(
             milestone=Milestone.CONTRACT_SIGNED, by=BY["contract-signed"], note="benchmark"
         )
         updates = await latencies_ms(
-            partial(h.execute_update, Updates.COMPLETE_MILESTONE, signed) for h in handles
+            (partial(h.execute_update, Updates.COMPLETE_MILESTONE, signed) for h in handles),
+            failed["update"],
         )
         for name, values in (("query", queries), ("update", updates)):
             found[f"{name}_p50_ms"] = percentile(values, 50)
             found[f"{name}_p99_ms"] = percentile(values, 99)
+            found[f"{name}_failed"] = len(failed[name])
+            for error in sorted(set(failed[name])):
+                warn(f"{name} failed: {error}")
         found["sample"] = len(handles)
         return found
 

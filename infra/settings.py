@@ -57,9 +57,10 @@ class Settings(BaseSettings):
     # The URLs carry the webhooks' tokens: kept secret, never printed.
     chat_urls: Secret[list[str]] = Secret([])
 
-    # Runs the worker keeps in memory (about 300 KiB each, measured): more are replayed from
-    # their history when they next wake. See README *Sizing a worker*.
-    max_cached_workflows: int = Field(default=2500, ge=1, le=100_000)
+    # Runs the worker keeps in memory (about 300 KiB and 500 collected objects each, measured);
+    # the others are replayed from their history when they next wake. What limits it is the
+    # pause of a full garbage collection, not memory: README *Sizing a worker*.
+    max_cached_workflows: int = Field(default=1000, ge=1, le=100_000)
 
     # The worker's Prometheus endpoint (http://HOST:METRICS_PORT/metrics); 0 turns it off.
     metrics_port: int = Field(default=9464, ge=0, le=65535)

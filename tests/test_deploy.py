@@ -272,4 +272,4 @@ def test_compose_file_is_where_the_readme_says() -> None:
 
 def test_the_workers_cache_is_sized_by_a_setting_the_compose_stack_passes() -> None:
     env = rendered()["worker"]["environment"]
-    assert env["MAX_CACHED_WORKFLOWS"] == "2500"
+    assert env["MAX_CACHED_WORKFLOWS"] == "1000"

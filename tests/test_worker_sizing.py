@@ -1,20 +1,23 @@
 """What the README's *Sizing a worker* promises of the worker's shape: its cache is the
-setting's size, the workflow modules' bytecode is written for the sandbox, and the SQLite
-default commits durably in write-ahead-log mode."""
+setting's size, a long garbage collection is logged with what to do, the workflow modules'
+bytecode is written for the sandbox, and the SQLite default commits durably in WAL mode."""
 
 from __future__ import annotations
 
+import gc
+import logging
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
 from infra.db import make_engine
 from infra.settings import Settings
-from worker import build_worker, compile_workflows
+from worker import build_worker, compile_workflows, watch_collections
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,7 +31,7 @@ async def test_the_worker_keeps_as_many_runs_as_the_setting_says(
             time_env.client, sized, executor, task_queue=task_queue, activity_threads=2
         )
         assert worker.config()["max_cached_workflows"] == 3210
-    assert Settings.model_fields["max_cached_workflows"].default == 2500
+    assert Settings.model_fields["max_cached_workflows"].default == 1000
 
 
 def test_a_cache_size_below_one_stops_the_worker_naming_the_variable(
@@ -60,3 +63,27 @@ def test_sqlite_commits_durably_in_write_ahead_log_mode(sqlite_url: str) -> None
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
     engine.dispose()
+
+
+def test_a_long_garbage_collection_is_logged_with_what_to_do(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    observe = watch_collections(threshold=0.0)  # every collection is "long" here
+    try:
+        with caplog.at_level(logging.WARNING, logger="worker"):
+            gc.collect()
+    finally:
+        gc.callbacks.remove(observe)
+    assert any(
+        "garbage collection (generation 2) paused the worker" in r.getMessage()
+        and "MAX_CACHED_WORKFLOWS" in r.getMessage()
+        for r in caplog.records
+    )
+    caplog.clear()
+    quiet = watch_collections()  # the worker's own threshold: a small collection says nothing
+    try:
+        with caplog.at_level(logging.WARNING, logger="worker"):
+            gc.collect(0)
+    finally:
+        gc.callbacks.remove(quiet)
+    assert not caplog.records
