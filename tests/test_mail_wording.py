@@ -253,7 +253,11 @@ def test_mail_to_the_cs_team_greets_a_person_by_name_and_a_team_as_a_team(
             assert greeting == ("Hi Mei," if touch is TouchModel.HIGH else "Hi Mei Tanaka,"), key
 
 
-@pytest.mark.parametrize(("touch", "csm"), [c for c in CASES if c[1] is not QUEUED], ids=str)
+@pytest.mark.parametrize(
+    ("touch", "csm"),
+    [case for case in CASES if case[1] is not QUEUED],
+    ids=[i for i, case in zip(IDS, CASES, strict=True) if case[1] is not QUEUED],
+)
 def test_a_csms_own_reminder_is_not_signed_by_them_nor_offers_to_help_them(
     sessions: SessionFactory, tmp_path: Path, touch: TouchModel, csm: CsmRef
 ) -> None:
