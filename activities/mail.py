@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formataddr
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,13 +25,21 @@ from jinja2 import (
 )
 
 from infra.settings import Settings
-from models.journey import Contact
+from models.activities import CUSTOMER, Mail, MailContext, MailTemplate, Role
+from models.journey import Contact, TouchModel
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
 def _format_date(value: datetime) -> str:
     return f"{value:%A} {value.day} {value:%B %Y}"
+
+
+def _money(value: float, currency: str) -> str:
+    """`USD 84,000`, `EUR 1,250.50`: the code first, as every reader of any locale reads it
+    (Babel is not a dependency; with it, `format_currency` would localise this)."""
+    amount = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+    return f"{currency} {amount}"
 
 
 def template_environment() -> Environment:
@@ -44,7 +52,121 @@ def template_environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["date"] = _format_date
+    env.filters["money"] = _money
     return env
+
+
+# --- who a message is from, to whom, and how it greets -------------------------------------------
+
+# Messages to the customer's people; everything else goes to the CS team, the AE or CS ops.
+CUSTOMER_TEMPLATES = {
+    MailTemplate.WHAT_TO_EXPECT: Role.CHAMPION,
+    MailTemplate.WELCOME: Role.CHAMPION,
+    MailTemplate.EXPAND: Role.CHAMPION,
+    MailTemplate.FAREWELL: Role.CHAMPION,
+    MailTemplate.KEEP_LEARNING: Role.CHAMPION,
+    MailTemplate.DIGEST: Role.CHAMPION,
+    MailTemplate.ACADEMY_INVITE: Role.USER,
+}
+
+
+def recipient_role(mail: Mail, context: MailContext, to: Contact) -> Role:
+    """Who the addressee is: as the workflow said, else (everboarding's messages, and those
+    decided before it said) what the template and the addresses tell."""
+    if mail.role is not None:
+        return mail.role
+    if mail.to is None:
+        return Role.QUEUE
+    if mail.template in CUSTOMER_TEMPLATES:
+        return CUSTOMER_TEMPLATES[mail.template]
+    address = str(to.email).casefold()
+    if address == str(context.account.champion.email).casefold():
+        return Role.CHAMPION
+    if address == str(context.account.account_executive.email).casefold():
+        return Role.AE
+    if context.csm is not None and address == context.csm.email.casefold():
+        return Role.CSM
+    if mail.template in (MailTemplate.ESCALATION, MailTemplate.CLOSED):
+        return Role.LEAD
+    return Role.CSM  # the CSM's own messages: brief, review, reassignment, check-in
+
+
+@dataclass(frozen=True)
+class Voice:
+    """Who speaks in a message and how it addresses its reader."""
+
+    role: Role
+    salutation: str
+    """The name after "Hi": a person's first name; a team or an inbox by its whole name."""
+    signer: str | None
+    """Who signs (customer mail only): the CSM, the team, the AE before there is a CSM."""
+    signer_title: str | None
+    reply_to: str | None
+    """Where the customer's reply goes: the signer's address (a team's or the queue's inbox
+    when that is who looks after the account)."""
+    named: bool = False
+    """The signer is someone by name (a CSM, a team, the AE), shown in `From` too."""
+
+    @property
+    def customer(self) -> bool:
+        return self.role in CUSTOMER
+
+
+def personal_csm(context: MailContext) -> bool:
+    """A CSM of the account's own: a named person (high-touch). Low-, tech- and community-touch
+    accounts are looked after by a pooled CSM (the roster's team), and an account nobody had
+    room for by the queue: neither is "your customer success manager"."""
+    touch = context.touch_model or context.account.touch_model
+    return context.csm is not None and not context.csm.pooled and touch is TouchModel.HIGH
+
+
+def inbox_name(name: str) -> str:
+    """A shared inbox as it is greeted: `Lena Park (CS lead, onboarding queue)` → `Lena Park`."""
+    return name.split("(")[0].strip() or name
+
+
+def voice(mail: Mail, context: MailContext, to: Contact) -> Voice:
+    role = recipient_role(mail, context, to)
+    first = to.name.split()[0] if to.name.split() else to.name
+    person = role in (*CUSTOMER, Role.AE, Role.LEAD) or (role is Role.CSM and personal_csm(context))
+    salutation = first if person else inbox_name(to.name)
+    if role not in CUSTOMER:
+        return Voice(role, salutation, None, None, None)
+    csm, ae = context.csm, context.account.account_executive
+    if csm is None:  # Depart (or a cancel in it): the AE's stage
+        return Voice(role, salutation, ae.name, "Your account executive", str(ae.email), True)
+    if csm.pooled:
+        return Voice(role, salutation, "Your customer success team", None, csm.email)
+    title = "Your customer success manager" if personal_csm(context) else "Customer success"
+    return Voice(role, salutation, csm.name, title, csm.email, True)
+
+
+def facts(context: MailContext, default_currency: str) -> dict[str, Any]:
+    """The facts a message's wording turns on, besides its context."""
+    account = context.account
+    return {
+        "currency": account.currency or default_currency,
+        "signed": (context.contract_signed_at or account.contract_signed_at) is not None,
+        "touch": context.touch_model or account.touch_model,
+        "personal_csm": personal_csm(context),
+    }
+
+
+def variables(
+    mail: Mail,
+    context: MailContext,
+    to: Contact,
+    *,
+    links: dict[str, str],
+    default_currency: str,
+) -> dict[str, Any]:
+    """Everything a mail template reads: the context, its reader and who speaks to them, the
+    facts, the links."""
+    return (
+        context.model_dump()
+        | facts(context, default_currency)
+        | {"recipient": to.model_dump(), "voice": voice(mail, context, to), "links": links}
+    )
 
 
 @dataclass(frozen=True)
@@ -68,14 +190,29 @@ def render(env: Environment, template: str, context: dict[str, Any], kind: str =
 
 
 def build_message(
-    rendered: Rendered, *, key: str, sender: str, to: Contact, cc: list[Contact]
+    rendered: Rendered,
+    *,
+    key: str,
+    sender: str,
+    to: Contact,
+    cc: list[Contact],
+    voice: Voice | None = None,
 ) -> EmailMessage:
+    """With a `voice` that signs (customer mail), the message still comes from `sender`'s
+    address, so the domain's mail authentication holds, shown with the signer's name, and
+    replies go to the signer (`Reply-To`)."""
     message = EmailMessage()
     message["Subject"] = rendered.subject
     message["From"] = sender
-    message["To"] = _address(to)
+    if voice is not None and voice.reply_to is not None:
+        if voice.named:
+            organisation, address = parseaddr(sender)
+            shown = f"{voice.signer} via {organisation}" if organisation else str(voice.signer)
+            message.replace_header("From", formataddr((shown, address)))
+        message["Reply-To"] = _address(voice.signer or "", voice.reply_to)
+    message["To"] = _address(to.name, str(to.email))
     if cc:
-        message["Cc"] = ", ".join(_address(c) for c in cc)
+        message["Cc"] = ", ".join(_address(c.name, str(c.email)) for c in cc)
     # A Message-ID derived from the business key lets a receiving system drop the rare
     # duplicate left by a crash between delivery and bookkeeping.
     message["Message-ID"] = f"<{key.replace(':', '.')}@onboarding>"
@@ -86,11 +223,11 @@ def build_message(
     return message
 
 
-def _address(contact: Contact) -> str:
+def _address(name: str, email: str) -> str:
     """`Name <local@domain>` with the domain in its ASCII (IDNA) form: email-validator keeps
     `müller.example` as typed, which no header can carry."""
-    local, _, domain = str(contact.email).rpartition("@")
-    return formataddr((contact.name, f"{local}@{domain.encode('idna').decode('ascii')}"))
+    local, _, domain = email.rpartition("@")
+    return formataddr((name, f"{local}@{domain.encode('idna').decode('ascii')}"))
 
 
 class Transport(Protocol):

@@ -29,9 +29,12 @@ from activities.mail import (
     MailRefused,
     Transport,
     build_message,
+    facts,
     permanent_failure,
     render,
     template_environment,
+    variables,
+    voice,
 )
 from infra.db import SessionFactory, commit_once
 from infra.settings import Settings
@@ -122,13 +125,19 @@ class Notify:
         """Deliver one message at most once per key (see the module's docstring)."""
 
         def draft() -> tuple[Notification, Send]:
+            currency = self.settings.default_currency
             rendered = render(
                 self.templates,
                 mail.template,
-                context.model_dump() | {"recipient": to.model_dump(), "links": self._links()},
+                variables(mail, context, to, links=self._links(), default_currency=currency),
             )
             message = build_message(
-                rendered, key=mail.key, sender=self.settings.mail_from, to=to, cc=mail.cc
+                rendered,
+                key=mail.key,
+                sender=self.settings.mail_from,
+                to=to,
+                cc=mail.cc,
+                voice=voice(mail, context, to),
             )
             row = Notification(
                 key=mail.key,
@@ -153,7 +162,9 @@ class Notify:
             rendered = render(
                 self.templates,
                 mail.template,
-                context.model_dump() | {"links": self._links()},
+                context.model_dump()
+                | facts(context, self.settings.default_currency)
+                | {"links": self._links()},
                 kind="chat",
             )
             row = Notification(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import stat
 from pathlib import Path
 from typing import Annotated, Literal
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = None
     smtp_allow_plain_login: bool = False
     mail_from: str = "Customer Success <success@example.com>"
+    # The currency of a deal that names none (ISO 4217), as mails show its contract value.
+    default_currency: str = "USD"
 
     # Chat for internal people (escalations): apprise URLs, as a JSON list, e.g.
     # CHAT_URLS='["slack://T0/B0/XYZ", "msteams://..."]'. Empty: no chat.
@@ -97,6 +100,15 @@ class Settings(BaseSettings):
             parse_keys(value.get_secret_value())  # KeyRingError names ids, never keys
             return value
         return None  # empty: as if unset
+
+    @field_validator("default_currency")
+    @classmethod
+    def _currency_code(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z]{3}", value):
+            raise ValueError(
+                "must be an ISO 4217 code of three capital letters, such as USD or EUR"
+            )
+        return value
 
     @field_validator("codec_cors_origins", mode="before")
     @classmethod

@@ -128,11 +128,41 @@ class MailTemplate(StrEnum):
     INCIDENT = "incident"
 
 
+class Role(StrEnum):
+    """Who a message's addressee is to the account: it decides the greeting, who signs, and
+    where a reply goes (activities/mail.py `Voice`)."""
+
+    CHAMPION = "champion"
+    USER = "user"
+    """One of the customer's users (an academy invite; the champion's own is one too)."""
+    CSM = "csm"
+    """The CSM, or the pooled queue's inbox while no CSM has room."""
+    AE = "ae"
+    LEAD = "lead"
+    """Above the CSM on the escalation ladder: the CS lead, the head of CS."""
+    QUEUE = "queue"
+    """The CS team's queue inbox (CS ops), for notices with nobody else to go to."""
+
+
+CUSTOMER = frozenset({Role.CHAMPION, Role.USER})
+
+
 class MailContext(BaseModel):
     """What a template may use; fields a message does not need stay at their defaults."""
 
     account: OnboardingRequest
     csm: CsmRef | None = None
+    stage_due_at: datetime | None = None
+    """The current stage's own deadline (`due_at` is the soonest of every open step, an
+    overdue task of an earlier stage included)."""
+    touch_model: TouchModel | None = None
+    """The touch model in force: high once a low- or tech-touch account was switched to a
+    named CSM. None (everboarding, batches decided before this field): the deal's."""
+    contract_signed_at: datetime | None = None
+    """When the contract was signed, from the deal or the contract-signed milestone. None:
+    not yet (or a batch decided before this field: the deal's then says)."""
+    kickoff_automated: bool = False
+    """The playbook holds no kickoff meeting for this account (tech-, community-touch)."""
     due_at: datetime | None = None
     tasks: list[TaskDue] = []
     digest_number: int = 0
@@ -163,6 +193,9 @@ class Mail(BaseModel):
     to: Contact | None
     """None: the CS team's queue inbox (the roster's `queue`), for internal notices that
     have nobody else to go to."""
+    role: Role | None = None
+    """Who `to` is. None (everboarding's messages, and those decided before this field):
+    inferred from the template (activities/mail.py `recipient_role`)."""
     cc: list[Contact] = []
     tasks: list[TaskDue] = []
     step: TaskDue | None = None

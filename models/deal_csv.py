@@ -37,7 +37,7 @@ REQUIRED = {
     "champion_name",
     "champion_email",
 }
-OPTIONAL = {"champion_title", "goals", "contract_signed_at", "playbook", "users"}
+OPTIONAL = {"champion_title", "goals", "contract_signed_at", "playbook", "users", "currency"}
 FIRST_ROW = 2  # row 1 is the header
 
 

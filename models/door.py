@@ -127,6 +127,26 @@ def at_most_value(limit: float) -> AfterValidator:
     return AfterValidator(check)
 
 
+# --- money -------------------------------------------------------------------------------------
+
+# An ISO 4217 code (USD, EUR, JPY): the deal's `currency` and the DEFAULT_CURRENCY setting.
+CURRENCY_CODE = re.compile(r"^[A-Z]{3}$")
+CURRENCY_HINT = "an ISO 4217 code of three capital letters, such as USD, EUR or GBP"
+
+
+def _currency(value: str, info: ValidationInfo) -> str:
+    if entered_at(info) is not None and not CURRENCY_CODE.match(value):
+        raise PydanticCustomError(
+            "currency",
+            "must be {hint} ({given} given)",
+            {"hint": CURRENCY_HINT, "given": repr(value)},
+        )
+    return value
+
+
+currency = AfterValidator(_currency)
+
+
 # --- email addresses ---------------------------------------------------------------------------
 
 # email-validator accepts every character RFC 5322 allows before the @, such as `/`, `|`,

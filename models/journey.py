@@ -101,6 +101,10 @@ class OnboardingRequest(BaseModel):
     goals: Annotated[list[Goal], door.at_most(limits.MAX_GOALS, "goals")] = []
     contract_signed_at: Happened | None = None
     playbook: Slug = "standard"
+    currency: Annotated[str, door.currency] | None = Field(
+        default=None,
+        description="The contract value's currency (ISO 4217); None: DEFAULT_CURRENCY.",
+    )
     users: Annotated[
         list[Contact],
         door.at_most(limits.MAX_USERS, "users"),

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from activities.mail import render, template_environment
+from activities.mail import render, template_environment, variables
 from models.academy import AcademyFile, load_academy
-from models.activities import MailContext
+from models.activities import Mail, MailContext, MailTemplate
 from models.journey import Contact
 from models.playbook import PlaybookError
 from tests.conftest import ROOT, deal
@@ -93,15 +93,12 @@ def test_one_welcome_template_speaks_each_segment() -> None:
     for name in ("acme", "initech"):
         request = deal(name)
         path = ACADEMY.path_for(request.plan, request.industry, request.use_case)
-        context = MailContext(account=request, path=path).model_dump()
+        context = MailContext(account=request, path=path)
+        to = Contact(name="Kenji Mori", email="k@example.com")
+        mail = Mail(key="k", template=MailTemplate.WELCOME, to=to)
+        links = {"app": "a", "academy": "b", "help": "c", "exit_survey": "d"}
         mails[name] = render(
-            env,
-            "welcome",
-            context
-            | {
-                "recipient": Contact(name="Kenji Mori", email="k@example.com").model_dump(),
-                "links": {"app": "a", "academy": "b", "help": "c", "exit_survey": "d"},
-            },
+            env, "welcome", variables(mail, context, to, links=links, default_currency="USD")
         ).text
     assert "connecting one carrier" in mails["acme"]  # logistics tip
     assert "first shipment tracked live" in mails["acme"]  # use-case outcome

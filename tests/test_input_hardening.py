@@ -163,6 +163,13 @@ BAD_INPUT = [
         deal(deal_data(contract_value=2e12)),
     ),
     BadInput(
+        'deal: `currency` `"usd"` (or `"US$"`)',
+        "currency: must be an ISO 4217 code of three capital letters, such as USD, EUR or GBP "
+        "('usd' given)",
+        1,
+        deal(deal_data(currency="usd")),
+    ),
+    BadInput(
         "deal: `contract_signed_at` next week",
         "contract_signed_at: is in the future",
         1,

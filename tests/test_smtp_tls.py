@@ -19,9 +19,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from activities.mail import MailDeferred, SmtpTransport, build_message, render, template_environment
+from activities.mail import (
+    MailDeferred,
+    SmtpTransport,
+    build_message,
+    render,
+    template_environment,
+    variables,
+)
 from infra.settings import Settings, SettingsError, load_settings
-from models.activities import MailContext
+from models.activities import Mail, MailContext, MailTemplate
 from models.journey import Contact
 from tests.conftest import Mailbox, deal, free_port
 
@@ -88,10 +95,11 @@ def tls_server(
 
 
 def message() -> EmailMessage:
-    context = MailContext(account=deal("acme")).model_dump() | {
-        "recipient": TO.model_dump(),
-        "links": {"app": "a", "academy": "b", "help": "c", "exit_survey": "d"},
-    }
+    links = {"app": "a", "academy": "b", "help": "c", "exit_survey": "d"}
+    mail = Mail(key="k", template=MailTemplate.WELCOME, to=TO)
+    context = variables(
+        mail, MailContext(account=deal("acme")), TO, links=links, default_currency="USD"
+    )
     rendered = render(template_environment(), "welcome", context)
     key = "onboarding-acme.0000aaaa:kickoff:welcome"
     return build_message(rendered, key=key, sender="cs@x.example", to=TO, cc=[])

@@ -18,6 +18,7 @@ from models.activities import (
     MailTemplate,
     OnboardingOpened,
     ReassignRequest,
+    Role,
     academy_key,
 )
 from models.everboarding import EverboardingInput, EverboardingState
@@ -60,6 +61,9 @@ from workflows.onboarding.stages import STAGE_MILESTONE, Journey, bound
 TEMPORAL_CANCEL_NOTE = "cancelled in Temporal (Web UI or CLI)"
 # What still goes once an onboarding is cut short: its ending's messages, and CS ops' notices.
 ENDING_MAIL = {MailTemplate.FAREWELL, MailTemplate.CLOSED, MailTemplate.INCIDENT}
+# The roles of the playbook's reminder recipients and escalation rungs, as a message's reader;
+# the rungs above the CSM (cs_lead, head_of_cs) are the lead's.
+REMINDED = {"champion": Role.CHAMPION, "csm": Role.CSM, "ae": Role.AE, "queue": Role.QUEUE}
 
 
 def new_state(request: OnboardingRequest, now: datetime) -> OnboardingState:
@@ -250,6 +254,7 @@ class Onboarding:
                 MailTemplate.REASSIGNED,
                 f"reassign:{number}:{side}",
                 Contact(name=csm.name, email=csm.email),
+                role=Role.CSM,
                 tasks=open_steps,
                 escalation=self.risk.open_escalation(),
                 previous_csm=before,
@@ -276,7 +281,13 @@ class Onboarding:
         stage = self.journey.stage
         self.checklist.start_stage(stage, self.journey.entered_at)
         if stage is Stage.DEPART:
-            self._mail(effects, MailTemplate.WHAT_TO_EXPECT, "depart:what-to-expect", self.champion)
+            self._mail(
+                effects,
+                MailTemplate.WHAT_TO_EXPECT,
+                "depart:what-to-expect",
+                self.champion,
+                role=Role.CHAMPION,
+            )
         elif stage is Stage.KICKOFF:
             self.checklist.plan(self.journey.entered_at)
             self.learning.open_academy(now)
@@ -288,13 +299,22 @@ class Onboarding:
                 MailTemplate.WELCOME,
                 "kickoff:welcome",
                 self.champion,
+                role=Role.CHAMPION,
                 tasks=self.checklist.tasks(),
             )
         elif stage is Stage.REVIEW:
-            self._mail(effects, MailTemplate.REVIEW_CHECKLIST, "review:checklist", self.csm.contact)
+            self._mail(
+                effects,
+                MailTemplate.REVIEW_CHECKLIST,
+                "review:checklist",
+                self.csm.contact,
+                role=Role.CSM,
+            )
         elif stage is Stage.EXPAND:
             self.grant_waiting(now, effects)  # users added late still get their access
-            self._mail(effects, MailTemplate.EXPAND, "expand:next-steps", self.champion)
+            self._mail(
+                effects, MailTemplate.EXPAND, "expand:next-steps", self.champion, role=Role.CHAMPION
+            )
         milestone = self.journey.waits_for()
         if milestone is not None and self.playbook.stage(stage).automated:
             self.journey.record(milestone, "playbook", now, now, "automated for this touch model")
@@ -318,6 +338,7 @@ class Onboarding:
             MailTemplate.HANDOFF_BRIEF,
             brief_key,
             self.csm.contact,
+            role=Role.CSM,
             chat=csm.pooled and self.playbook.channels.chat,
         )
 
@@ -345,6 +366,7 @@ class Onboarding:
                 MailTemplate.ACADEMY_INVITE,
                 academy_key(str(user.email)),
                 user,
+                role=Role.USER,
                 courses=self.path.level("onboarding"),
             )
 
@@ -356,17 +378,19 @@ class Onboarding:
             roles = list(self.playbook.reminders.recipients.get(reminder.owner, []))  # type: ignore[call-overload]
             if self.state.risk.high_touch_since and "csm" not in roles:
                 roles.append("csm")
-            people = [person for role in roles if (person := self.person(role)) is not None]
+            people = [(role, p) for role in roles if (p := self.person(role)) is not None]
             if not people:
                 continue
-            if people[0] == self.champion:
+            (role, addressee), copied = people[0], [person for _, person in people[1:]]
+            if addressee == self.champion:
                 self.risk.champion_reminded(now)
             self._mail(
                 effects,
                 MailTemplate.REMINDER,
                 reminder.key,
-                people[0],
-                cc=people[1:],
+                addressee,
+                role=REMINDED.get(role),
+                cc=copied,
                 step=due(reminder.step),
             )
             sent.append(reminder)
@@ -390,7 +414,7 @@ class Onboarding:
             return []
         if self.risk.ask_for_champion(self.csm.contact):
             key = f"champion:ask:{self.state.risk.champion_losses}"
-            self._mail(effects, MailTemplate.NAME_CHAMPION, key, self.csm.contact)
+            self._mail(effects, MailTemplate.NAME_CHAMPION, key, self.csm.contact, role=Role.CSM)
         rungs = self.risk.climb(now, self.csm.contact)
         for rung in rungs:
             self._mail(
@@ -398,6 +422,7 @@ class Onboarding:
                 MailTemplate.ESCALATION,
                 f"escalation:{rung.escalation.number}:{rung.role}",
                 rung.person,
+                role=REMINDED.get(rung.role, Role.LEAD),
                 escalation=rung.escalation.model_copy(deep=True),
                 chat=self.playbook.channels.chat,
             )
@@ -445,7 +470,13 @@ class Onboarding:
             if cancellation.by == "temporal":
                 self._notice(effects, "cancelled:notice", cancellation.note or "")
             else:
-                self._mail(effects, MailTemplate.FAREWELL, "cancelled:farewell", self.champion)
+                self._mail(
+                    effects,
+                    MailTemplate.FAREWELL,
+                    "cancelled:farewell",
+                    self.champion,
+                    role=Role.CHAMPION,
+                )
         else:
             self.journey.lapse(now)
             self._notice(
@@ -477,6 +508,7 @@ class Onboarding:
                     MailTemplate.INCIDENT,
                     f"incident:{incident.number}",
                     None,
+                    role=Role.QUEUE,
                     note=f"#{incident.number}: the {incident.template} message could not be "
                     f"sent ({incident.error_type}): {incident.reason}",
                     chat=True,
@@ -493,7 +525,8 @@ class Onboarding:
         lead alone, or the queue inbox, when there is no CSM of their own)."""
         lead = self.risk.lead()
         to, cc = (self.csm.named, [lead] if lead else []) if self.csm.named else (lead, [])
-        self._mail(effects, MailTemplate.CLOSED, key, to, cc=cc, note=note)
+        role = Role.CSM if self.csm.named else Role.LEAD if lead else Role.QUEUE
+        self._mail(effects, MailTemplate.CLOSED, key, to, role=role, cc=cc, note=note)
 
     # --- mail ---------------------------------------------------------------------------------
 
@@ -541,13 +574,19 @@ class Onboarding:
 
     def mail_context(self, now: datetime) -> MailContext:
         """What every message of a batch shares (the parts of each message are its own)."""
+        signed = self.state.journey.milestones.get(Milestone.CONTRACT_SIGNED)
+        clock = self.state.clock.stage_clock
         return MailContext(
             # The champion named now: the deal's may have left since.
             account=self.request.model_copy(update={"champion": self.champion}),
             csm=self.csm.current,
             due_at=None if self.journey.ended else self.checklist.next_deadline(),
+            stage_due_at=clock.due_at if clock and not self.journey.ended else None,
             now=now,
             cancellation=self.state.journey.cancellation,
             risk=self.state.risk.assessment,
             path=self.path,
+            touch_model=self.touch_model,
+            contract_signed_at=signed.at if signed else None,
+            kickoff_automated=self.playbook.stage(Stage.KICKOFF).automated,
         )
