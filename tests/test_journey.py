@@ -20,6 +20,7 @@ from models.journey import (
     CompleteMilestone,
     Milestone,
     MilestoneSignal,
+    RiskAssessment,
     Stage,
 )
 from models.tables import Onboarding, StageTransition, Task
@@ -30,6 +31,7 @@ from tests.conftest import (
     eventually,
     onboarding_input,
     reach,
+    record_history,
     sent_keys,
 )
 from workflows.onboarding import OnboardingWorkflow
@@ -103,6 +105,12 @@ async def test_happy_path_across_weeks(
     adopt = next(v for v in final.history if v.stage is Stage.ADOPT)
     assert adopt.exited_at - adopt.entered_at >= timedelta(days=25)
     assert final.everboarding_workflow_id == "everboarding-acme"
+    # Weeks went by in adopt with its tasks open: finished, nothing is overdue any more and
+    # there is no live risk (the escalations it had stay in the record).
+    assert final.overdue == [] and final.next_deadline is None
+    assert final.risk == RiskAssessment()
+    after = await handle.query(OnboardingWorkflow.status)
+    assert after.overdue == [] and after.risk == RiskAssessment()
 
     # The read model tells the same story.
     session.expire_all()
@@ -148,6 +156,7 @@ async def test_happy_path_across_weeks(
     await eventually(lambda: "everboarding-acme:digest:1" in mailbox.received())
     assert (await child.describe()).status is WorkflowExecutionStatus.RUNNING
     await child.terminate("test over")
+    await record_history(handle, "onboarding-acme-finished")
 
 
 async def test_early_and_duplicate_milestones_are_kept_once_and_applied_in_order(

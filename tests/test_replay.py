@@ -38,6 +38,8 @@ def test_fixtures_are_there() -> None:
         "everboarding-acme-continued-run2",
         # 0.3.0
         "onboarding-acme-incident",  # mail refused for good: incidents, retried, dismissed
+        # 0.4.0
+        "onboarding-acme-finished",  # completed with steps overdue: patch finished-state-v1
     } <= names
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
-from models.journey import Milestone
+from models.journey import Milestone, RiskAssessment
 from models.onboarding import Incident, OnboardingStatus
 from workflows.contract import (
     SA_CSM,
@@ -37,16 +37,23 @@ KEYS: dict[str, SearchAttributeKey[Any]] = {
 } | {SA_NEXT_DEADLINE.name: SA_NEXT_DEADLINE, SA_INCIDENTS.name: SA_INCIDENTS}
 
 
-def publication(o: Onboarding, now: datetime) -> Publication:
-    deadline = None if o.journey.ended else o.checklist.next_deadline()
-    overdue = o.checklist.overdue(now)
-    risk = o.state.risk.assessment
+def publication(o: Onboarding, now: datetime, *, ended_as_ended: bool = True) -> Publication:
+    """`ended_as_ended`: an ended run shows nothing overdue and no live risk. Runs that ended
+    before 0.4 recorded their last overdue steps and risk in the search attributes (commands
+    in their history), so they replay with False (patch FINISHED_STATE in workflow.py)."""
+    ended = o.journey.ended
+    deadline = None if ended else o.checklist.next_deadline()
+    overdue = [] if ended else o.checklist.overdue(now)
+    risk = RiskAssessment() if ended else o.state.risk.assessment
+    indexed_overdue, indexed_risk = (
+        (overdue, risk) if ended_as_ended else (o.checklist.overdue(now), o.state.risk.assessment)
+    )
     csm = o.csm.current
     attributes: dict[str, Any] = {
         SA_STAGE.name: o.journey.stage.value,
         SA_TOUCH_MODEL.name: o.touch_model.value,
-        SA_RISK.name: risk.level.value,
-        SA_OVERDUE.name: bool(overdue),
+        SA_RISK.name: indexed_risk.level.value,
+        SA_OVERDUE.name: bool(indexed_overdue),
         SA_ESCALATED.name: o.risk.open_escalation() is not None,
         SA_CSM.name: csm.id if csm else None,
         SA_NEXT_DEADLINE.name: deadline,
@@ -61,7 +68,7 @@ def publication(o: Onboarding, now: datetime) -> Publication:
         f"**CSM:** {csm.id if csm else 'not assigned yet'}",
         f"**Overdue:** {', '.join(overdue) or 'nothing'}",
         f"**Clock:** {_clock(o)}",
-        f"**Risk:** {risk.level} {'; '.join(risk.reasons)}".rstrip(),
+        f"**Risk:** {'-' if ended else risk.level} {'; '.join(risk.reasons)}".rstrip(),
         f"**Academy:** {o.learning.summary(now)}",
         *([f"**Incidents:** {_incidents(incidents)}"] if incidents else []),
         "",
@@ -122,10 +129,17 @@ def status(o: Onboarding, now: datetime) -> OnboardingStatus:
         everboarding_workflow_id=journey.everboarding_id,
         history=journey.history,
         tasks=list(o.state.clock.tasks.values()),
-        overdue=o.checklist.overdue(now),
+        overdue=[] if o.journey.ended else o.checklist.overdue(now),
         paused_since=o.state.clock.paused_at,
         cancellation=journey.cancellation,
-        risk=risk.assessment if o.journey.ended or o.checklist.paused else o.risk.assess(now),
+        # An ended run has no live risk (its escalations stay on record below).
+        risk=(
+            RiskAssessment()
+            if o.journey.ended
+            else risk.assessment
+            if o.checklist.paused
+            else o.risk.assess(now)
+        ),
         escalations=risk.escalations,
         champion=risk.champion,
         last_engagement_at=risk.last_engagement_at,

@@ -65,6 +65,10 @@ T = TypeVar("T")
 # server suggests it), leaving room for the messages that arrive while it hands over. The
 # happy path stays far below (about 80); a busy account's flood of engagement reaches it.
 HISTORY_BUDGET = 2_500
+
+# Patches (workflow.patched): a change to the commands a run issues, kept for the runs that
+# recorded the old ones. 0.4: an ended run indexes Overdue=false and its risk as low.
+FINISHED_STATE = "finished-state-v1"
 HAND_OVER_AT = HISTORY_BUDGET * 4 // 5
 
 
@@ -340,7 +344,8 @@ class OnboardingWorkflow:
     def _publish(self) -> None:
         """Keep what ops see without a worker current: the search attributes (only those that
         changed: each update is a history event) and the run's details in the Web UI."""
-        publication = publish.publication(self._o, workflow.now())
+        ended_as_ended = not self._o.journey.ended or workflow.patched(FINISHED_STATE)
+        publication = publish.publication(self._o, workflow.now(), ended_as_ended=ended_as_ended)
         if self._indexed:
             updates = publish.changed_attributes(self._published, publication)
             if updates:
