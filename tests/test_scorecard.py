@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from sqlmodel import Session
 from infra.db import make_engine
 from models.journey import Stage
 from models.tables import Onboarding, StageTransition, SupportTicket, Task
-from reports import postgres, rows, scorecard
+from reports import html, postgres, rows, scorecard
 from reports.cohort import Cohort
 from reports.dimensions import DIMENSIONS
 from reports.tally import Tally
@@ -291,8 +292,8 @@ def test_postgresql_computes_what_python_computes_on_a_random_cohort(database_ur
 # --- starter.py report -------------------------------------------------------------------------
 
 
-def report(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"DATABASE_URL": url, "COLUMNS": "220"}
+def report(url: str, *args: str, columns: int = 220) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"DATABASE_URL": url, "COLUMNS": str(columns)}
     return subprocess.run(
         [sys.executable, "starter.py", "report", *args],
         cwd=ROOT,
@@ -316,16 +317,24 @@ def test_report_prints_exports_json_and_writes_a_page_with_charts(
     assert data["overall"]["completion"]["rate"] == pytest.approx(0.5)
     assert data["by"]["touch_model"]["high"]["onboardings"] == 3
 
-    html = page.read_text()
-    assert "<script src=" not in html  # self-contained: plotly.js is inlined
-    assert "Plotly.newPlot" in html and html.count("Plotly.newPlot") == 3
-    assert "Time to first value" in html and "Funnel" in html and "By touch model" in html
+    page_html = page.read_text()
+    assert "<script src=" not in page_html  # self-contained: plotly.js is inlined
+    assert "Plotly.newPlot" in page_html and page_html.count("Plotly.newPlot") == 3
+    assert "Time to first value (days" in page_html and "Funnel" in page_html
+    assert "By touch model" in page_html
+    # The median's label left of its line, the p90's right of it: apart however close.
+    assert '"text":"median 15.0","x":15.0,"xanchor":"right"' in page_html
+    assert '"text":"p90 27.0","x":27.0,"xanchor":"left"' in page_html
+    assert page_html.count('"exponentformat":"none"') == 4  # no "140μ" on an axis
 
-    text = report(dataset, *RANGE, "--by", "plan")
+    text = report(dataset, *RANGE, "--by", "plan", columns=80)
     assert text.returncode == 0, text.stderr
     assert "by plan" in text.stdout and "by industry" not in text.stdout
-    assert "50% (3/6: 1 cancelled, 2 lapsed)" in text.stdout  # completion, overall
+    assert "3 of 6: 1 cancelled, 2 lapsed" in text.stdout  # completion, overall
     assert "15.0 d" in text.stdout  # TTFV median
+    # A terminal of 80 columns holds it: no line wider, no figure broken over two lines.
+    assert max(map(len, text.stdout.splitlines())) <= 80
+    assert re.search(r"completion\s+50%\s+3 of 6", text.stdout)
 
 
 @pytest.mark.parametrize(
@@ -345,3 +354,10 @@ def test_report_refuses_bad_options_naming_them(
     result = report(sqlite_url, *args)
     assert result.returncode == 2
     assert named in result.stderr
+
+
+def test_the_charts_read_in_the_unit_of_the_cohort_and_their_labels_apart() -> None:
+    assert html.unit_for([3.0, 40.0]) == ("days", 1.0)
+    assert html.unit_for([0.02, 0.5]) == ("hours", 24.0)  # a demo: hours, not 0.5 days
+    assert html.unit_for([0.0001], [0.002]) == ("minutes", 1440.0)  # never "140μ" days
+    assert html.unit_for([], []) == ("minutes", 1440.0)
