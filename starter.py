@@ -24,7 +24,7 @@ from typing import NoReturn
 from cli import start, journey, incidents, lookup, report, roster, doctor, reconcile  # noqa: F401
 
 # isort: on
-from cli.app import app, err
+from cli.app import app, error_line
 from infra.db import SchemaError
 
 
@@ -41,7 +41,7 @@ def main() -> NoReturn:
 
         if not isinstance(error, SettingsError | SchemaError):
             raise
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        error_line(error)
         status = 1
     sys.stdout.flush()
     sys.stderr.flush()

@@ -22,6 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -35,7 +36,14 @@ from infra.db import SchemaError, check_schema, make_engine, session_factory
 from infra.logs import configure_logging
 from infra.roster import RosterError, load_roster, seed_roster
 from infra.search_attributes import register_search_attributes
-from infra.settings import Settings, SettingsError, connect_temporal, load_settings, worker_runtime
+from infra.settings import (
+    Settings,
+    SettingsError,
+    TemporalUnreachable,
+    connect_temporal,
+    load_settings,
+    worker_runtime,
+)
 from workflows.contract import TASK_QUEUE
 from workflows.everboarding import EverboardingWorkflow
 from workflows.onboarding import OnboardingWorkflow
@@ -135,10 +143,21 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     )
 
 
+class StartError(Exception):
+    """The worker cannot start for a reason its message says (no traceback: not a bug)."""
+
+
 async def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_format, settings.log_level)
-    client = await connect_temporal(worker_runtime(settings.metrics_port), settings)
+    try:
+        runtime = worker_runtime(settings.metrics_port)
+    except ValueError as error:  # the SDK's words: "Failed starting Prometheus exporter: ..."
+        raise StartError(
+            f"cannot serve metrics on port {settings.metrics_port} ({error}); is another "
+            "worker running on this machine? Set METRICS_PORT to a free port, or 0 for none"
+        ) from None
+    client = await connect_temporal(runtime, settings)
     keys = settings.key_ring()
     if keys:
         log.info("payloads encrypted with key %r (%d key(s) decrypt)", next(iter(keys)), len(keys))
@@ -165,13 +184,28 @@ async def main() -> None:
     log.info("worker stopped")
 
 
+# What stops a worker at its start that a person fixes (configuration, a server not up, a
+# port taken): one line each. Anything else is a bug, and logged with its traceback.
+EXPECTED_AT_START = (
+    RosterError,
+    SchemaError,
+    SettingsError,
+    ValidationError,
+    ValueError,
+    StartError,
+    TemporalUnreachable,
+)
+
 if __name__ == "__main__":
     configure_logging("text")  # until the settings are read: they may be what is wrong
     status = 0
     try:
         asyncio.run(main())
-    except (RosterError, SchemaError, SettingsError, ValidationError, ValueError) as error:
-        log.error("cannot start: %s", error)  # bad configuration: the message is enough
+    except OperationalError as error:
+        log.error("cannot start: database: %s", error.orig)
+        status = 1
+    except EXPECTED_AT_START as error:
+        log.error("cannot start: %s", error)  # the message is enough
         status = 1
     except Exception:
         log.exception("worker failed")

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from sqlalchemy import text
 from sqlmodel import Session, select
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from infra.db import SessionFactory, onboarding_row
 from infra.roster import active_loads
@@ -155,11 +155,15 @@ def _own_row(session: Session, account_id: str, run_id: str | None) -> Onboardin
     (a late attempt of a terminated run must not move the new one's CSM)."""
     row = onboarding_row(session, account_id)
     if run_id is not None and row.run_id not in (run_id, None):
-        raise ApplicationError(
-            f"{account_id} has started a newer onboarding", type="Superseded", non_retryable=True
-        )
+        raise _refused(f"{account_id} has started a newer onboarding", type="Superseded")
     return row
 
 
-def _refused(message: str) -> ApplicationError:
-    return ApplicationError(message, type="ReassignRefused", non_retryable=True)
+def _refused(message: str, type: str = "ReassignRefused") -> ApplicationError:
+    """A refusal the workflow answers with (not a bug): one line in the worker's log. BENIGN
+    keeps the SDK from logging it again as a failure with its traceback (it does so at
+    DEBUG) and from counting it in the failure metrics."""
+    activity.logger.info("refused: %s", message)
+    return ApplicationError(
+        message, type=type, non_retryable=True, category=ApplicationErrorCategory.BENIGN
+    )

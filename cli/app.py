@@ -10,7 +10,6 @@ itself (benchmarks/cli_startup.py measures it, tests/test_cli_startup.py keeps i
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -19,9 +18,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
+from cli.help import App
 from infra.codec import DecryptionError
 from infra.db import SchemaError, check_schema, make_engine
 from workflows.contract import onboarding_id
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound="BaseModel")
 
-app = typer.Typer(
+app = App(
     help="Customer onboarding: start onboardings, report milestones, see where each account is.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -48,28 +49,37 @@ class Failure(Exception):
     """A refusal or failure the user should read; exit 1."""
 
 
+def error_line(message: object) -> None:
+    """One line on stderr, `error: ...`. The message is printed as it is: rich would read
+    `[a-z0-9]` in it as markup and drop it."""
+    err.print(f"[red]error:[/red] {escape(str(message))}", highlight=False)
+
+
+def note_line(message: str) -> None:
+    err.print(f"[yellow]note:[/yellow] {escape(message)}", highlight=False)
+
+
 def run(coro: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(coro)
     except Failure as failure:
-        err.print(f"[red]error:[/red] {failure}", highlight=False)
+        error_line(human_durations(str(failure)))
         raise typer.Exit(1) from None
     except RPCError as error:
-        err.print(f"[red]error:[/red] Temporal answered: {error.message}", highlight=False)
+        error_line(f"Temporal answered: {error.message}")
         raise typer.Exit(1) from None
     except DecryptionError as error:
-        err.print(f"[red]error:[/red] cannot read what Temporal holds: {error}", highlight=False)
+        error_line(f"cannot read what Temporal holds: {error}")
         raise typer.Exit(1) from None
 
 
 async def connect() -> Client:
-    from infra.settings import connect_temporal
+    from infra.settings import TemporalUnreachable, connect_temporal
 
     try:
         return await connect_temporal()
-    except RuntimeError as error:
-        address = os.environ.get("TEMPORAL_ADDRESS", "localhost:7233")
-        raise Failure(f"cannot reach Temporal at {address} ({error}); is `make run` up?") from None
+    except TemporalUnreachable as error:
+        raise Failure(str(error)) from None
 
 
 def is_not_found(error: RPCError) -> bool:
@@ -91,25 +101,81 @@ def status_name(status: WorkflowExecutionStatus | None) -> str:
     return status.name.lower() if status else "unknown"
 
 
-def parse_time(value: str | None, option: str, *, dates: bool = False) -> datetime | None:
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_time(
+    value: str | None, option: str, *, dates: bool = False, ahead: bool = False
+) -> datetime | None:
     """An ISO 8601 time with a zone (`2026-07-01T09:00Z`); with `dates`, also a bare day
-    (`2026-07-01`, midnight UTC). Anything else is a usage error naming the option."""
+    (`2026-07-01`, midnight UTC). Anything else is a usage error naming the option and
+    saying what it takes, with examples near today (`ahead`: for a time to come)."""
     if value is None:
         return None
-    from pydantic import TypeAdapter, ValidationError
-
-    from models.journey import AwareDatetime
-    from models.playbook import format_validation_error
-
     try:
-        if dates and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        return TypeAdapter(AwareDatetime).validate_python(value)
-    except ValueError as error:  # pydantic's ValidationError is one too
-        reason = (
-            format_validation_error(error) if isinstance(error, ValidationError) else str(error)
+        if dates and _DAY.fullmatch(value.strip()):
+            return datetime.fromisoformat(value.strip()).replace(tzinfo=UTC)
+        # Python reads ISO 8601 as pydantic does for these forms, `Z` included.
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a time; use {time_examples(dates=dates, ahead=ahead)}",
+            param_hint=option,
+        ) from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter(
+            f"{value!r} has no time zone; add Z for UTC or an offset such as +02:00, "
+            f"e.g. {value.strip()}Z",
+            param_hint=option,
         )
-        raise typer.BadParameter(f"{value!r}: {reason}", param_hint=option) from None
+    return parsed
+
+
+def time_examples(*, dates: bool, ahead: bool = False) -> str:
+    """What a time option takes, said with dates near today."""
+    day = (datetime.now(UTC) + timedelta(days=7 if ahead else -1)).date()
+    a_time = f"a time with its zone like {day}T09:00Z or {day}T09:00+02:00"
+    return f"a date like {day} or {a_time}" if dates else a_time
+
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_AMOUNT = re.compile(r"\+?\s*(\d{1,9})\s*([smhdw])")
+
+
+def parse_amount(value: str) -> timedelta | None:
+    """`+7d`, `7d`, `36h`, `2w`, `30m`, `90s` as a timedelta; None when it is none of those."""
+    match = _AMOUNT.fullmatch(value.strip().lower())
+    if match is None:
+        return None
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+
+
+def duration(value: timedelta) -> str:
+    """A duration as people say it: "30 days", "2 days 4 hours", "36 minutes"; never
+    Python's `30 days, 0:00:00`. Below a day, hours and minutes; below a minute, seconds."""
+    seconds = int(abs(value).total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    units = [(days, "day"), (hours, "hour")] + ([(minutes, "minute")] if not days else [])
+    if not (days or hours or minutes):
+        units = [(secs, "second")]
+    parts = [f"{n:,} {unit}{'' if n == 1 else 's'}" for n, unit in units if n]
+    return ("-" if value < timedelta(0) else "") + (" ".join(parts) or "0 seconds")
+
+
+_TIMEDELTA_REPR = re.compile(r"(?:(-?\d+) days?, )?(\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?")
+
+
+def human_durations(text: str) -> str:
+    """`text` with every Python timedelta (`30 days, 0:00:00`, `4:00:00`) said in words.
+    For reasons written elsewhere (the workflow's validators) that print a timedelta."""
+
+    def words(match: re.Match[str]) -> str:
+        days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+        return duration(timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds))
+
+    return _TIMEDELTA_REPR.sub(words, text)
 
 
 def admitted(model: type[M], **fields: Any) -> M:
@@ -146,10 +212,10 @@ def db_session() -> Iterator[Session]:
         with Session(engine, expire_on_commit=False) as session:
             yield session
     except (RosterError, SchemaError) as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        error_line(error)
         raise typer.Exit(1) from None
     except OperationalError as error:
-        err.print(f"[red]error:[/red] database: {error.orig}", highlight=False)
+        error_line(f"database: {error.orig}")
         raise typer.Exit(1) from None
     finally:
         engine.dispose()

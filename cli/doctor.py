@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 import typer
+from rich.markup import escape
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -53,7 +54,7 @@ def doctor() -> None:
     for check in checks:
         mark = "[green]ok  [/green]" if check.ok else "[red]FAIL[/red]"
         mark = "[yellow]warn[/yellow]" if check.ok and check.warn else mark
-        out.print(f"{mark} {check.name}: {check.detail}", highlight=False)
+        out.print(f"{mark} {check.name}: {escape(check.detail)}", highlight=False)
     if not all(check.ok for check in checks):
         raise typer.Exit(1)
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.app import admitted, app, out, run
-from cli.journey import ACCOUNT, CURRENT_USER, _update
+from cli.journey import ACCOUNT, CURRENT_USER, YOU, _update
 from workflows.contract import Updates
 
 
@@ -23,10 +23,13 @@ def incident(
     action: Annotated[IncidentAction, typer.Argument(help="retry (send again) or dismiss.")],
     account: ACCOUNT,
     number: Annotated[
-        int | None, typer.Option(help="The incident's number (default: every open one).")
+        int | None,
+        typer.Option(metavar="N", help="The incident's number (default: every open one)."),
     ] = None,
     note: Annotated[str | None, typer.Option(help="Why (for a dismissal).")] = None,
-    by: Annotated[str, typer.Option(help="Who clears it.")] = CURRENT_USER,
+    by: Annotated[
+        str, typer.Option(metavar="WHO", help=f"Who clears it ({YOU}).", show_default=False)
+    ] = CURRENT_USER,
 ) -> None:
     """Send a message that failed again (after fixing the address or name it was built
     from), or dismiss it. `status ACCOUNT` lists the open incidents."""

@@ -26,15 +26,20 @@ from cli.app import (
     admitted,
     app,
     connect,
-    err,
+    duration,
+    error_line,
     existing_onboarding,
     is_not_found,
+    note_line,
     out,
+    parse_amount,
     parse_time,
     run,
+    time_examples,
     when,
 )
 from models.enums import CancelReason, EngagementKind, Milestone, Stage
+from models.limits import MAX_DURATION
 from workflows.contract import (
     EVERBOARDING_WORKFLOW,
     SA_PLAN,
@@ -60,9 +65,13 @@ class UsersAction(StrEnum):
 def signal(
     account: Annotated[str, typer.Argument(help="The account id (slug), e.g. acme.")],
     milestone: Annotated[Milestone, typer.Argument(help="The milestone reached.")],
-    by: Annotated[str, typer.Option(help="Who reports it, e.g. csm-007.")],
+    by: Annotated[str, typer.Option(metavar="WHO", help="Who reports it, e.g. csm-007.")],
     at: Annotated[
-        str | None, typer.Option(help="When it happened (ISO 8601 with zone); default now.")
+        str | None,
+        typer.Option(
+            metavar="TIME",
+            help="When it happened, with its zone, e.g. 2026-07-01T09:00Z; default now.",
+        ),
     ] = None,
     note: Annotated[str | None, typer.Option(help="A short note for the record.")] = None,
 ) -> None:
@@ -101,17 +110,22 @@ async def _update(account: str, update: str, arg: BaseModel, result: type[R]) ->
 
 
 ACCOUNT = Annotated[str, typer.Argument(help="The account id (slug), e.g. acme.")]
-WHO = Annotated[str, typer.Option("--by", help="Who does it, e.g. csm-007.")]
+WHO = Annotated[str, typer.Option("--by", metavar="WHO", help="Who does it, e.g. csm-007.")]
 # A customer leaving (cancel, churn): their words, and who records them.
 CUSTOMER_SAID = Annotated[str | None, typer.Option(help="What they said.")]
-RECORDED_BY = Annotated[str, typer.Option(help="Who records it.")]
 CURRENT_USER = getpass.getuser()  # the default "who" for what a CSM records
+YOU = f"default: you, {CURRENT_USER}"  # how --help says it
+RECORDED_BY = Annotated[
+    str, typer.Option(metavar="WHO", help=f"Who records it ({YOU}).", show_default=False)
+]
 
 
 @app.command()
 def task(
     account: ACCOUNT,
-    task_id: Annotated[str, typer.Argument(help="The checklist task, e.g. add-users.")],
+    task_id: Annotated[
+        str, typer.Argument(metavar="TASK", help="The checklist task, e.g. add-users.")
+    ],
     by: WHO,
     done: Annotated[bool, typer.Option("--done", help="Mark the task done.")] = False,
     note: Annotated[str | None, typer.Option(help="A short note for the record.")] = None,
@@ -130,36 +144,95 @@ def task(
     run(go())
 
 
-def _parse_extension(value: str) -> tuple[datetime | None, timedelta | None]:
-    """`+7d` adds to the deadline (due_at, extend_by); an ISO 8601 time with zone sets it."""
-    from models.playbook import parse_duration
+def _extension_amount(value: str, option: str) -> timedelta:
+    """`+7d`, `36h`, `2w`: what to add to the deadline, bounded like a playbook's durations."""
+    amount = parse_amount(value)
+    if amount is None:
+        raise typer.BadParameter(
+            f"{value!r} is not an amount of time; use +7d, 36h or 2w", param_hint=option
+        )
+    if amount <= timedelta(0):
+        raise typer.BadParameter(f"{value!r}: must be longer than zero", param_hint=option)
+    if amount > MAX_DURATION:
+        raise typer.BadParameter(
+            f"{value!r} is {duration(amount)}; at most {duration(MAX_DURATION)}",
+            param_hint=option,
+        )
+    return amount
 
-    if value.startswith("+"):
-        amount = parse_duration(value[1:])
-        if not isinstance(amount, timedelta):
-            raise typer.BadParameter(f"{value!r}: use +90s, +30m, +36h, +7d or +2w")
-        return None, amount
-    return parse_time(value, "--by"), None
+
+def _old_extension(value: str) -> bool:
+    """`--by` used to take the extension (`+7d` or a time): tell that form from a person."""
+    if parse_amount(value) is not None:
+        return True
+    try:
+        datetime.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    return True
 
 
 @app.command()
 def extend(
     account: ACCOUNT,
-    to: Annotated[
-        str, typer.Option("--by", help="+7d to add to the deadline, or a new due time (ISO 8601).")
-    ],
-    reason: Annotated[str, typer.Option(help="Why, for the record.")],
-    task_id: Annotated[
-        str | None, typer.Option("--task", help="The task; without it, the stage's deadline.")
+    reason: Annotated[str, typer.Option(metavar="TEXT", help="Why, for the record.")],
+    for_: Annotated[
+        str | None,
+        typer.Option(
+            "--for", metavar="AMOUNT", help="How much later: +7d, 36h or 2w, added to the deadline."
+        ),
     ] = None,
-    who: Annotated[str, typer.Option("--who", help="Who moves it.")] = CURRENT_USER,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            metavar="WHEN",
+            help="The new deadline: a date (2026-12-01, midnight UTC) or a time with its zone "
+            "(2026-12-01T17:00Z).",
+        ),
+    ] = None,
+    task_id: Annotated[
+        str | None,
+        typer.Option("--task", metavar="TASK", help="The task; without it, the stage's deadline."),
+    ] = None,
+    by: Annotated[
+        str, typer.Option(metavar="WHO", help=f"Who moves it ({YOU}).", show_default=False)
+    ] = CURRENT_USER,
+    who: Annotated[str | None, typer.Option(hidden=True)] = None,  # --by's old name, for scripts
 ) -> None:
-    """Move a deadline; its reminders follow."""
+    """Move a deadline later by an amount (--for) or to a date (--until); its reminders
+    follow."""
     from models.journey import ExtendDeadline, TaskStatus
 
-    due_at, extend_by = _parse_extension(to)
+    if _old_extension(by):
+        if for_ is not None or until is not None:
+            raise typer.BadParameter(
+                f"{by!r} is not a person; --by names who extends", param_hint="--by"
+            )
+        # Scripts written when --by took the extension keep working, and are told.
+        new = "--for" if parse_amount(by) is not None else "--until"
+        note_line(f"--by {by} is the old spelling of {new} {by}; --by now names who extends")
+        if new == "--for":
+            for_ = by
+        else:
+            until = by
+        by = who or CURRENT_USER
+    elif who is not None:
+        if by != CURRENT_USER:
+            raise typer.BadParameter("say who extends once, with --by", param_hint="--who")
+        by = who
+    if for_ is not None and until is not None:
+        raise typer.BadParameter("give --for or --until, not both", param_hint="--for / --until")
+    if for_ is None and until is None:
+        taken = f" ({by!r} after --by is who extends)" if by != CURRENT_USER else ""
+        raise typer.BadParameter(
+            f"say how far: --for AMOUNT, e.g. +7d, 36h or 2w, or --until WHEN, "
+            f"{time_examples(dates=True, ahead=True)}{taken}",
+            param_hint="--for / --until",
+        )
+    extend_by = _extension_amount(for_, "--for") if for_ is not None else None
+    due_at = parse_time(until, "--until", dates=True, ahead=True)
     request = admitted(
-        ExtendDeadline, task_id=task_id, due_at=due_at, extend_by=extend_by, reason=reason, by=who
+        ExtendDeadline, task_id=task_id, due_at=due_at, extend_by=extend_by, reason=reason, by=by
     )
 
     async def go() -> None:
@@ -266,7 +339,7 @@ def _check_course(value: str | None) -> None:
     try:
         catalogue = load_academy(load_settings().playbook_dir).courses
     except PlaybookError as error:
-        err.print(f"[red]error:[/red] {error}", highlight=False)
+        error_line(error)
         raise typer.Exit(1) from None
     if LearningPath(courses=catalogue).unknown(value):
         known = ", ".join(course.id for course in catalogue)
@@ -315,11 +388,13 @@ def champion(
 @app.command()
 def users(
     account: ACCOUNT,
-    action: Annotated[UsersAction, typer.Argument(help="add")],
+    action: Annotated[UsersAction, typer.Argument(help="add (the only action so far).")],
     addresses: Annotated[
         list[str], typer.Argument(help='Emails, or "Name <email>", of the new users.')
     ],
-    by: Annotated[str, typer.Option(help="Who adds them.")] = CURRENT_USER,
+    by: Annotated[
+        str, typer.Option(metavar="WHO", help=f"Who adds them ({YOU}).", show_default=False)
+    ] = CURRENT_USER,
 ) -> None:
     """Give new users academy access (now, or at kickoff if it has not happened yet)."""
     from models.journey import UsersAdded
@@ -353,9 +428,13 @@ def _contact(address: str) -> Contact:
 @app.command()
 def reassign(
     account: ACCOUNT,
-    to: Annotated[str, typer.Option("--to", help="The CSM who takes over, e.g. csm-009.")],
+    to: Annotated[
+        str, typer.Option("--to", metavar="CSM", help="The CSM who takes over, e.g. csm-009.")
+    ],
     reason: Annotated[str, typer.Option(help="Why, for the record and both CSMs.")],
-    by: Annotated[str, typer.Option(help="Who decides.")] = CURRENT_USER,
+    by: Annotated[
+        str, typer.Option(metavar="WHO", help=f"Who decides ({YOU}).", show_default=False)
+    ] = CURRENT_USER,
     over_capacity: Annotated[
         bool, typer.Option("--over-capacity", help="Assign even if they are at capacity.")
     ] = False,
@@ -378,7 +457,7 @@ def announce(
     plans: Annotated[str, typer.Option(help="The plans that have it, e.g. premium,enterprise.")],
     summary: Annotated[str, typer.Option(help="One sentence for the customers' digest.")],
     feature_id: Annotated[
-        str | None, typer.Option("--id", help="Stable id (default: from the name).")
+        str | None, typer.Option("--id", metavar="ID", help="Stable id (default: from the name).")
     ] = None,
 ) -> None:
     """Tell every running everboarding on these plans; their next digest carries it.

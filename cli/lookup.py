@@ -15,6 +15,7 @@ from cli.app import (
     Failure,
     app,
     connect,
+    duration,
     existing_onboarding,
     is_not_found,
     out,
@@ -158,7 +159,7 @@ def _print_status(report: StatusReport) -> None:
         )
         for t in sorted(report.tasks, key=lambda t: t.due_at):
             done = f"{when(t.done_at)} by {t.done_by}" if t.done_at else "-"
-            due = when(t.due_at) + (f" (+{t.extended_by})" if t.extended_by else "")
+            due = when(t.due_at) + (f" (+{duration(t.extended_by)})" if t.extended_by else "")
             tasks.add(t.id, t.stage, t.owner, due, done, str(t.reminders_sent))
         tasks.print(out)
 
@@ -202,7 +203,9 @@ def _print_status(report: StatusReport) -> None:
 def list_onboardings(
     stage: Annotated[Stage | None, typer.Option(help="Only onboardings in this stage.")] = None,
     risk: Annotated[RiskLevel | None, typer.Option(help="Only at this risk level.")] = None,
-    csm: Annotated[str | None, typer.Option(help="Only this CSM's onboardings.")] = None,
+    csm: Annotated[
+        str | None, typer.Option(metavar="CSM", help="Only this CSM's onboardings.")
+    ] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue ones.")] = False,
     escalated: Annotated[
         bool, typer.Option("--escalated", help="Only those with an open escalation.")

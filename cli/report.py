@@ -18,24 +18,40 @@ def report(
         str | None,
         typer.Option(
             "--from",
+            metavar="DAY",
             help="First day of the cohort (onboardings started). Default: 90 days before --to.",
         ),
     ] = None,
     end: Annotated[
-        str | None, typer.Option("--to", help="End of the cohort, exclusive. Default: now.")
+        str | None,
+        typer.Option("--to", metavar="DAY", help="End of the cohort, exclusive. Default: now."),
     ] = None,
     as_of: Annotated[
         str | None,
-        typer.Option(help="When 'now' is for overdue, retention and ticket windows. Default: now."),
+        typer.Option(
+            metavar="TIME",
+            help="When 'now' is for overdue, retention and ticket windows. Default: now.",
+        ),
     ] = None,
     by: Annotated[
-        str, typer.Option(help="Breakdowns, comma-separated: " + ", ".join(DIMENSIONS))
+        str,
+        typer.Option(
+            metavar="NAMES",
+            show_default=False,
+            help="Breakdowns, comma-separated: " + ", ".join(DIMENSIONS) + ". Default: all.",
+        ),
     ] = ",".join(DIMENSIONS),
     retention_days: Annotated[
-        int, typer.Option(min=1, help="Retention: not churned this many days after completion.")
+        int,
+        typer.Option(
+            metavar="DAYS", help="Retention: not churned this many days after completion."
+        ),
     ] = 90,
     html: Annotated[
-        Path | None, typer.Option(help="Also write a self-contained HTML page with charts here.")
+        Path | None,
+        typer.Option(
+            metavar="FILE", help="Also write a self-contained HTML page with charts here."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -45,6 +61,8 @@ def report(
     now = datetime.now(UTC)
     until = parse_time(end, "--to", dates=True) or now
     since = parse_time(start, "--from", dates=True) or until - timedelta(days=90)
+    if retention_days < 1:
+        raise typer.BadParameter(f"{retention_days}: at least 1", param_hint="--retention-days")
     if since >= until:
         raise typer.BadParameter(f"must be before --to ({until:%Y-%m-%d})", param_hint="--from")
     dimensions = split_list(by) or []

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from cli.app import app, db_session, out, split_list
+from cli.help import App
 from cli.tables import Rows
 
-csm_app = typer.Typer(
+csm_app = App(
     help="The CSM roster: who takes onboardings, for which touch models, how many at once.",
     no_args_is_help=True,
 )
@@ -18,18 +19,23 @@ app.add_typer(csm_app, name="csm")
 
 # Options shared by `csm add` and `csm update`.
 TOUCH_MODELS = Annotated[
-    str | None, typer.Option(help="Touch models served, comma-separated: high,low,tech,community.")
+    str | None,
+    typer.Option(
+        metavar="MODELS", help="Touch models served, comma-separated: high,low,tech,community."
+    ),
 ]
 INDUSTRIES = Annotated[
-    str | None, typer.Option(help="Industries preferred, comma-separated (optional).")
+    str | None,
+    typer.Option(metavar="NAMES", help="Industries preferred, comma-separated (optional)."),
 ]
-CAPACITY = Annotated[int | None, typer.Option(help="Most active onboardings at once.")]
-CHAT = Annotated[str | None, typer.Option(help="Chat handle, e.g. @mei.")]
+CAPACITY = Annotated[int | None, typer.Option(metavar="N", help="Most active onboardings at once.")]
+CHAT = Annotated[str | None, typer.Option(metavar="HANDLE", help="Chat handle, e.g. @mei.")]
+CSM_ID = Annotated[str, typer.Argument(metavar="CSM", help="The CSM's id, e.g. csm-011.")]
 
 
 @csm_app.command("add")
 def csm_add(
-    csm_id: Annotated[str, typer.Argument(help="The CSM's id, e.g. csm-011.")],
+    csm_id: CSM_ID,
     name: Annotated[str, typer.Option(help="Full name.")],
     email: Annotated[str, typer.Option(help="Work email.")],
     touch_models: TOUCH_MODELS = None,
@@ -44,6 +50,11 @@ def csm_add(
     from models.door import admit
     from models.playbook import format_validation_error
 
+    if not split_list(touch_models):
+        raise typer.BadParameter(
+            "say which touch models they serve, e.g. --touch-models high,low",
+            param_hint="--touch-models",
+        )
     given = {
         "touch_models": split_list(touch_models),
         "industries": split_list(industries),
@@ -72,7 +83,7 @@ def csm_add(
 
 @csm_app.command("update")
 def csm_update(
-    csm_id: Annotated[str, typer.Argument(help="The CSM's id.")],
+    csm_id: CSM_ID,
     name: Annotated[str | None, typer.Option(help="Full name.")] = None,
     email: Annotated[str | None, typer.Option(help="Work email.")] = None,
     touch_models: TOUCH_MODELS = None,
@@ -110,7 +121,7 @@ def csm_update(
 
 
 @csm_app.command("remove")
-def csm_remove(csm_id: Annotated[str, typer.Argument(help="The CSM's id.")]) -> None:
+def csm_remove(csm_id: CSM_ID) -> None:
     """Take a CSM off the roster: no new onboardings (refused while they have active ones)."""
     from infra.roster import remove_csm
 

@@ -60,24 +60,31 @@ def read_request(path: Path) -> OnboardingRequest:
 @app.command()
 def start(
     from_file: Annotated[
-        Path | None, typer.Option("--from-file", help="The deal as JSON (an OnboardingRequest).")
+        Path | None,
+        typer.Option(
+            "--from-file", metavar="FILE", help="The deal, a JSON document (README: The deal)."
+        ),
     ] = None,
     from_csv: Annotated[
         Path | None,
-        typer.Option("--from-csv", help="Many deals, one per row (README: bulk start)."),
+        typer.Option(
+            "--from-csv", metavar="FILE", help="Many deals, one per row (README: Bulk start)."
+        ),
     ] = None,
     if_exists: Annotated[
         IfExists,
         typer.Option(help="When the account is already onboarding: fail, or ignore (exit 0)."),
     ] = IfExists.FAIL,
     concurrency: Annotated[
-        int, typer.Option(min=1, max=64, help="--from-csv: onboardings started at once.")
+        int, typer.Option(metavar="N", help="--from-csv: onboardings started at once, 1 to 64.")
     ] = 8,
 ) -> None:
     """Start an account's onboarding from the sales system's deal document, or many from a
     CSV export (already-onboarding accounts are reported, not started twice)."""
     if (from_file is None) == (from_csv is None):
-        raise typer.BadParameter("give exactly one of --from-file and --from-csv")
+        raise typer.BadParameter("give either --from-file FILE or --from-csv FILE")
+    if not 1 <= concurrency <= 64:
+        raise typer.BadParameter(f"{concurrency}: use 1 to 64", param_hint="--concurrency")
     if from_csv is not None:
         _start_batch(from_csv, concurrency)
         return

@@ -232,6 +232,49 @@ async def connect_temporal(
     settings = settings or load_settings()
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", "localhost:7233")
-    return await Client.connect(
-        **config, data_converter=data_converter(settings.key_ring()), runtime=runtime
-    )
+    try:
+        return await Client.connect(
+            **config, data_converter=data_converter(settings.key_ring()), runtime=runtime
+        )
+    except RuntimeError as error:
+        raise TemporalUnreachable(str(config["target_host"]), str(error)) from None
+
+
+class TemporalUnreachable(RuntimeError):
+    """The Temporal server could not be reached: one line with the address tried, what went
+    wrong in words, and what to check (the SDK's own message is a Rust error chain)."""
+
+    def __init__(self, address: str, detail: str) -> None:
+        self.address = address
+        self.detail = detail
+        super().__init__(
+            f"cannot reach Temporal at {address}: {connection_problem(detail)}; check that "
+            "the server is up (`make run` starts one) and that TEMPORAL_ADDRESS (or your "
+            "Temporal profile) names it"
+        )
+
+
+# What the SDK's connection errors say, in words; the first that matches the message wins.
+_CONNECTION_PROBLEMS = (
+    (("ConnectionRefused", "Connection refused"), "nothing is listening there"),
+    (("dns error", "lookup address"), "that host name is not known"),
+    (("timed out", "Timeout", "deadline has elapsed"), "no answer in time"),
+    (("certificate", "InvalidCertificate", "tls", "TLS"), "the TLS handshake failed"),
+    (
+        ("Unauthenticated", "PermissionDenied", "API key", "api key"),
+        "the server refused our credentials (TEMPORAL_API_KEY or the TLS client certificate)",
+    ),
+    (
+        ("ConnectionReset", "grpc-status header missing", "Unimplemented", "transport error"),
+        "something answered there that is not a Temporal server",
+    ),
+)
+
+
+def connection_problem(detail: str) -> str:
+    for needles, words in _CONNECTION_PROBLEMS:
+        if any(needle in detail for needle in needles):
+            return words
+    # Unknown: the SDK's first words, without the Rust error chain behind them.
+    first = detail.removeprefix("Failed client connect: ").split("(", 1)[0].split("{", 1)[0]
+    return first.strip(" :,") or "the connection failed"

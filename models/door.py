@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationInfo
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from models.limits import CLOCK_SKEW, MAX_AGE, MAX_DURATION
 
@@ -32,9 +32,37 @@ def admit(model: type[M], data: Any, *, now: datetime | None = None) -> M:
     """Validate outside data (a JSON text, or Python values) with the door's checks; a
     ValidationError names each wrong field. `now` is when the data enters (default: now)."""
     context = door_context(now)
-    if isinstance(data, str | bytes):
-        return model.model_validate_json(data, context=context)
-    return model.model_validate(_plain(data), context=context)
+    try:
+        if isinstance(data, str | bytes):
+            return model.model_validate_json(data, context=context)
+        return model.model_validate(_plain(data), context=context)
+    except ValidationError as error:
+        raise in_words(error) from None
+
+
+# --- pydantic's words, for people ---------------------------------------------------------
+
+# The ids people type (accounts, playbooks, CSMs, courses): the rule, not the regex.
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+SLUG_RULE = "use 1 to 63 lowercase letters, digits and hyphens, starting with a letter or digit"
+
+
+def in_words(error: ValidationError) -> ValidationError:
+    """The same errors, where pydantic says a regex or "Field required", in words."""
+    details: list[InitErrorDetails] = []
+    for e in error.errors():
+        pattern = (e.get("ctx") or {}).get("pattern")
+        if e["type"] == "string_pattern_mismatch" and pattern == SLUG_PATTERN:
+            given = e["input"] if isinstance(e["input"], str) else str(e["input"])
+            # Formatted here: the message holds what was given, braces and all.
+            kind = PydanticCustomError("not_an_id", f"{given[:80]!r} is not an id: {SLUG_RULE}")
+        elif e["type"] == "missing":
+            kind = PydanticCustomError("missing", "is required")
+        else:
+            # As pydantic said it; a message without context is not formatted again.
+            kind = PydanticCustomError(e["type"], e["msg"])
+        details.append({"type": kind, "loc": e["loc"], "input": e["input"]})
+    return ValidationError.from_exception_data(error.title, details)
 
 
 def door_context(now: datetime | None = None) -> dict[str, datetime]:

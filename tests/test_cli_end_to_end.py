@@ -270,10 +270,13 @@ def temporal(env: dict[str, str], *args: str) -> str:
 
 BAD_DEALS = {
     "not-json.json": ("{ this is not json", "Invalid JSON"),
-    "missing-champion.json": (None, "champion: Field required"),
+    "missing-champion.json": (None, "champion: is required"),
     "bad-email.json": ({"champion": {"name": "K", "email": "not-an-email"}}, "champion.email"),
     "unknown-plan.json": ({"plan": "gold"}, "plan: Input should be 'basic', 'premium'"),
-    "bad-slug.json": ({"account_id": "Acme Corp"}, "account_id: String should match pattern"),
+    "bad-slug.json": (
+        {"account_id": "Acme Corp"},
+        "account_id: 'Acme Corp' is not an id: use 1 to 63 lowercase letters, digits and hyphens",
+    ),
     "naive-date.json": ({"contract_signed_at": "2026-11-20T14:30:00"}, "contract_signed_at"),
     "unknown-playbook.json": ({"playbook": "gold"}, "unknown playbook 'gold'"),
     "line-break-in-name.json": (
@@ -494,7 +497,7 @@ def test_csm_commands_for_tasks_deadlines_pause_and_cancel(
     after = {t["id"]: t for t in status_json(app_env, "demo-acme")["tasks"]}["configure"]
     assert after["extended_by"] == "PT2M" and after["due_at"] > before["due_at"]
     too_far = starter(
-        app_env, "extend", "demo-acme", "--task", "configure", "--by", "+20m", "--reason", "x"
+        app_env, "extend", "demo-acme", "--task", "configure", "--for", "+20m", "--reason", "x"
     )
     assert too_far.returncode == 1 and "allows moving this deadline by" in too_far.stderr
     bad = starter(app_env, "extend", "demo-acme", "--by", "+soon", "--reason", "x")
