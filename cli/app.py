@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from cli.help import App
 from infra.codec import DecryptionError
 from infra.db import SchemaError, check_schema, make_engine
+from models.wording import duration
 from workflows.contract import onboarding_id
 
 if TYPE_CHECKING:
@@ -148,20 +149,6 @@ def parse_amount(value: str) -> timedelta | None:
     if match is None:
         return None
     return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
-
-
-def duration(value: timedelta) -> str:
-    """A duration as people say it: "30 days", "2 days 4 hours", "36 minutes"; never
-    Python's `30 days, 0:00:00`. Below a day, hours and minutes; below a minute, seconds."""
-    seconds = int(abs(value).total_seconds())
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    units = [(days, "day"), (hours, "hour")] + ([(minutes, "minute")] if not days else [])
-    if not (days or hours or minutes):
-        units = [(secs, "second")]
-    parts = [f"{n:,} {unit}{'' if n == 1 else 's'}" for n, unit in units if n]
-    return ("-" if value < timedelta(0) else "") + (" ".join(parts) or "0 seconds")
 
 
 _TIMEDELTA_REPR = re.compile(r"(?:(-?\d+) days?, )?(\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?")

@@ -194,8 +194,7 @@ def test_the_stage_deadline_can_be_moved_to_a_given_time() -> None:
         (
             extend(extend_by=31 * DAY),
             T0,
-            "the playbook allows moving this deadline by 30 days, 0:00:00 in total; "
-            "30 days, 0:00:00 is left",
+            "the playbook allows moving this deadline by 30 days in total; 30 days is left",
         ),
         (extend("academy-access", extend_by=DAY), T0, "task academy-access is already done"),
         (
@@ -220,7 +219,7 @@ def test_an_extension_is_refused(update: ExtendDeadline, now: datetime, refusal:
 def test_extensions_add_up_against_the_playbook_maximum() -> None:
     checklist = planned()
     checklist.extend(extend(extend_by=20 * DAY), T0, "acme", Stage.KICKOFF)
-    with pytest.raises(ValueError, match="10 days, 0:00:00 is left"):
+    with pytest.raises(ValueError, match="; 10 days is left"):
         checklist.check_extension(extend(extend_by=11 * DAY), T0, "acme", Stage.KICKOFF)
     moved = checklist.extend(extend(extend_by=10 * DAY), T0, "acme", Stage.KICKOFF)
     assert moved.due_at == T0 + 37 * DAY

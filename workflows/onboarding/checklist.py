@@ -10,6 +10,7 @@ from models.activities import TaskDue
 from models.journey import ExtendDeadline, Stage, TaskStatus
 from models.onboarding import ClockState
 from models.playbook import Playbook
+from models.wording import duration
 
 # Who owns finishing each waiting stage: their people get its reminders.
 STAGE_OWNER = {
@@ -230,8 +231,8 @@ class Checklist:
         allowed = self.playbook.max_extension - step.extended_by
         if new_due - step.due_at > allowed:
             raise ValueError(
-                f"the playbook allows moving this deadline by {self.playbook.max_extension} "
-                f"in total; {allowed} is left"
+                f"the playbook allows moving this deadline by "
+                f"{duration(self.playbook.max_extension)} in total; {duration(allowed)} is left"
             )
         return new_due
 
