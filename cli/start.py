@@ -179,11 +179,13 @@ async def _start_onboarding(client: Client, workflow_input: OnboardingInput) -> 
                     f"**Plan** {request.plan} · **Touch model** {request.touch_model}",
                     f"**Industry** {request.industry} · **Use case** {request.use_case}",
                     f"**Playbook** {request.playbook} · **AE** {request.account_executive.id}",
-                    "**Contract signed** "
-                    + (
-                        f"{request.contract_signed_at:%Y-%m-%d}"
+                    # A fact of the deal, true for ever: whether it is signed *now* is a
+                    # milestone, in the current details.
+                    (
+                        f"**Contract** signed {request.contract_signed_at:%Y-%m-%d}, with the deal"
                         if request.contract_signed_at
-                        else "not yet"
+                        else "**Contract** unsigned when the deal closed (its signature: see the"
+                        " milestones in the current details)"
                     ),
                 ]
             ),

@@ -708,3 +708,24 @@ def csm_line(env: dict[str, str], csm_id: str) -> str:
     listed = starter(env, "csm", "list")
     assert listed.returncode == 0, listed.stderr
     return next(line for line in listed.stdout.splitlines() if csm_id in line)
+
+
+async def test_static_details_state_facts_of_the_deal_that_stay_true(
+    dev_env: WorkflowEnvironment, app_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The Web UI's static details never change: they say how the deal came, not a live
+    state that would read "not yet" after the contract was signed."""
+    deal = json.loads((ROOT / "examples" / "deal-initech.json").read_text())
+    tag = uuid.uuid4().hex[:8]
+    signed = deal | {"account_id": f"sd-{tag}-s", "contract_signed_at": "2026-11-02T09:00:00Z"}
+    for document in (deal | {"account_id": f"sd-{tag}-u"}, signed):
+        path = tmp_path / f"{document['account_id']}.json"
+        path.write_text(json.dumps(document))
+        assert starter(app_env, "start", "--from-file", str(path)).returncode == 0
+    details = {}
+    for suffix in ("u", "s"):
+        handle = dev_env.client.get_workflow_handle(f"onboarding-sd-{tag}-{suffix}")
+        details[suffix] = str(await (await handle.describe()).static_details())
+        await handle.terminate("test over")
+    assert "unsigned when the deal closed" in details["u"] and "not yet" not in details["u"]
+    assert "**Contract** signed 2026-11-02, with the deal" in details["s"]
