@@ -71,7 +71,7 @@ NOT_TO_PARSE = (
     "cli.views",
 )
 # Of our models, what the options are made of: enums and bounds, no pydantic model.
-MODELS_TO_PARSE = {"models", "models.enums", "models.limits"}
+MODELS_TO_PARSE = {"models", "models.enums", "models.limits", "models.wording"}
 
 COMMANDS = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
 PARSER_REFUSES = [
