@@ -729,3 +729,36 @@ async def test_static_details_state_facts_of_the_deal_that_stay_true(
         await handle.terminate("test over")
     assert "unsigned when the deal closed" in details["u"] and "not yet" not in details["u"]
     assert "**Contract** signed 2026-11-02, with the deal" in details["s"]
+
+
+def test_list_and_status_agree_on_the_next_deadline_in_every_stage(
+    app_env: dict[str, str], worker_process, tmp_path: Path
+) -> None:
+    """`list` reads the NextDeadline search attribute, `status` asks the run: the same date
+    in every stage the journey waits in, and none once it is over."""
+    account = f"nd-{uuid.uuid4().hex[:8]}"
+    path = deal_file(tmp_path, "initech", account_id=account)
+    assert starter(app_env, "start", "--from-file", path).returncode == 0
+
+    def agree(stage: str) -> None:
+        wanted = wait_for_stage(app_env, account, stage)["next_deadline"]
+        assert (wanted is None) == (stage == "completed")
+        until = time.monotonic() + 20  # visibility catches up with the run
+        while True:
+            listed = json.loads(starter(app_env, "list", "--json").stdout)
+            row = next((r for r in listed if r["account_id"] == account), None)
+            if row is not None and row["next_deadline"] == wanted and row["stage"] == stage:
+                return
+            assert time.monotonic() < until, f"{stage}: list says {row}, status {wanted}"
+            time.sleep(0.3)
+
+    agree("depart")
+    for milestone, next_stage in (
+        ("contract-signed", "kickoff"),
+        ("kickoff-held", "adopt"),
+        ("integration-done", "review"),
+        ("review-passed", "completed"),
+    ):
+        result = starter(app_env, "signal", account, milestone, "--by", "csm-007")
+        assert result.returncode == 0, result.stderr
+        agree(next_stage)
