@@ -272,6 +272,7 @@ def test_a_csms_own_reminder_is_not_signed_by_them_nor_offers_to_help_them(
         assert lines(message)[-1] != csm.email and csm.name not in lines(message)[1:], key
         assert "Just reply" not in text(message), key
         assert "starter.py" in text(message), key  # what they can do about it
+        assert "--for +7d" in text(message) and "--by +7d" not in text(message), key
         assert message["Reply-To"] is None
         assert message["From"] == "Customer Success <success@example.com>"
 
