@@ -66,7 +66,9 @@ def _unwrapped(text: str | None) -> str | None:
     return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
-class Command(TyperCommand):
+class _CleanHelp(click.Command):
+    """What commands and groups share: unwrapped docstrings, tidied parameters."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.help = _unwrapped(self.help)
@@ -78,16 +80,12 @@ class Command(TyperCommand):
         return params
 
 
-class Group(TyperGroup):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.help = _unwrapped(self.help)
+class Command(_CleanHelp, TyperCommand):
+    pass
 
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        params = super().get_params(ctx)
-        for param in params:
-            _tidy(param, ctx)
-        return params
+
+class Group(_CleanHelp, TyperGroup):
+    pass
 
 
 class App(typer.Typer):

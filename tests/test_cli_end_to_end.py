@@ -462,17 +462,22 @@ def test_an_unmigrated_database_is_refused_with_the_command_to_run(
     assert listed.returncode == 0, listed.stderr
 
 
-def test_invalid_settings_stop_the_worker_naming_the_variable(app_env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"), [("SMTP_PORT", "twenty-five"), ("MAX_CACHED_WORKFLOWS", "0")]
+)
+def test_invalid_settings_stop_the_worker_naming_the_variable(
+    app_env: dict[str, str], name: str, value: str
+) -> None:
     result = subprocess.run(
         [sys.executable, "worker.py"],
         cwd=ROOT,
-        env=app_env | {"SMTP_PORT": "twenty-five"},
+        env=app_env | {name: value},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    assert "SMTP_PORT" in result.stderr and "twenty-five" in result.stderr
+    assert name in result.stderr and value in result.stderr
     assert "Traceback" not in result.stderr
 
 
