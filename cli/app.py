@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 from cli.help import App
 from infra.codec import DecryptionError
 from infra.db import SchemaError, check_schema, make_engine
-from models.wording import duration
-from workflows.contract import onboarding_id
+from models.wording import human_durations
+from service.errors import NoWorker, ServiceError
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -41,9 +41,6 @@ app = App(
 )
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
-
-# A query needs a worker to answer; say so instead of hanging.
-QUERY_TIMEOUT = timedelta(seconds=10)
 
 
 class Failure(Exception):
@@ -66,6 +63,13 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
     except Failure as failure:
         error_line(human_durations(str(failure)))
         raise typer.Exit(1) from None
+    except NoWorker as refusal:
+        hint = "is the worker running (`make run`)? `starter.py list` works without one"
+        error_line(f"{refusal}; {hint}")
+        raise typer.Exit(1) from None
+    except ServiceError as refusal:
+        error_line(refusal)
+        raise typer.Exit(1) from None
     except RPCError as error:
         error_line(f"Temporal answered: {error.message}")
         raise typer.Exit(1) from None
@@ -81,25 +85,6 @@ async def connect() -> Client:
         return await connect_temporal()
     except TemporalUnreachable as error:
         raise Failure(str(error)) from None
-
-
-def is_not_found(error: RPCError) -> bool:
-    return error.status == RPCStatusCode.NOT_FOUND
-
-
-async def existing_onboarding(client: Client, account: str) -> WorkflowHandle[Any, Any]:
-    handle = client.get_workflow_handle(onboarding_id(account))
-    try:
-        await handle.describe()
-    except RPCError as error:
-        if is_not_found(error):
-            raise Failure(f"no onboarding for account {account}") from None
-        raise
-    return handle
-
-
-def status_name(status: WorkflowExecutionStatus | None) -> str:
-    return status.name.lower() if status else "unknown"
 
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -149,20 +134,6 @@ def parse_amount(value: str) -> timedelta | None:
     if match is None:
         return None
     return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
-
-
-_TIMEDELTA_REPR = re.compile(r"(?:(-?\d+) days?, )?(\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?")
-
-
-def human_durations(text: str) -> str:
-    """`text` with every Python timedelta (`30 days, 0:00:00`, `4:00:00`) said in words.
-    For reasons written elsewhere (the workflow's validators) that print a timedelta."""
-
-    def words(match: re.Match[str]) -> str:
-        days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-        return duration(timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds))
-
-    return _TIMEDELTA_REPR.sub(words, text)
 
 
 def admitted(model: type[M], **fields: Any) -> M:

@@ -10,26 +10,15 @@ import re
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from temporalio.client import (
-    Client,
-    WorkflowExecutionStatus,
-    WorkflowHandle,
-    WorkflowUpdateFailedError,
-)
-from temporalio.service import RPCError
 
 from cli.app import (
-    Failure,
     admitted,
     app,
     connect,
-    duration,
     error_line,
-    existing_onboarding,
-    is_not_found,
     note_line,
     out,
     parse_amount,
@@ -40,14 +29,8 @@ from cli.app import (
 )
 from models.enums import CancelReason, EngagementKind, Milestone, Stage
 from models.limits import MAX_DURATION
-from workflows.contract import (
-    EVERBOARDING_WORKFLOW,
-    SA_PLAN,
-    Signals,
-    Updates,
-    everboarding_id,
-    onboarding_id,
-)
+from models.wording import duration
+from workflows.contract import EVERBOARDING_WORKFLOW, SA_PLAN, Signals, Updates, everboarding_id
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -96,17 +79,10 @@ def signal(
 
 
 async def _update(account: str, update: str, arg: BaseModel, result: type[R]) -> R:
-    """Send a CSM's update; a rejection becomes the validator's reason, exit 1."""
-    handle = await existing_onboarding(await connect(), account)
-    try:
-        return await handle.execute_update(update, arg, result_type=result)
-    except WorkflowUpdateFailedError as error:
-        reason = error.cause.message if error.cause else str(error)  # type: ignore[attr-defined]
-        raise Failure(f"rejected: {reason}") from None
-    except RPCError as error:
-        if is_not_found(error):
-            raise Failure(f"the onboarding of {account} has already ended") from None
-        raise
+    """Send a CSM's update; a rejection is the validator's reason, exit 1."""
+    from service.onboardings import act
+
+    return await act(await connect(), account, update, arg, result)
 
 
 ACCOUNT = Annotated[str, typer.Argument(help="The account id (slug), e.g. acme.")]
@@ -313,16 +289,13 @@ def engagement(
     signal = admitted(Engagement, kind=kind, value=value)
 
     async def go() -> None:
-        client = await connect()
-        handle = await existing_onboarding(client, account)
-        if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
-            await handle.signal(Signals.ENGAGEMENT, signal)
-            out.print(f"sent: {kind} for {account}")
-            return
+        from service.onboardings import signal_all
+
         # Onboarding over: progress and activity count for the everboarding.
-        lives_on = await _running_everboarding(client, account)
-        await lives_on.signal(Signals.ENGAGEMENT, signal)
-        out.print(f"sent: {kind} for {account} (everboarding)")
+        [to] = await signal_all(
+            await connect(), account, [(Signals.ENGAGEMENT, signal)], lives_on={Signals.ENGAGEMENT}
+        )
+        out.print(f"sent: {kind} for {account}" + (f" ({to})" if to == "everboarding" else ""))
 
     run(go())
 
@@ -513,31 +486,10 @@ def churn(
     churned = admitted(Churn, reason=reason, note=note, by=by)
 
     async def go() -> None:
-        client = await connect()
-        handle = await _running_everboarding(client, account)
+        from service.onboardings import running_everboarding
+
+        handle = await running_everboarding(await connect(), account)
         await handle.signal(Signals.CUSTOMER_CHURNED, churned)
         out.print(f"sent: {account} churned ({reason}); the everboarding ends")
 
     run(go())
-
-
-async def _running_everboarding(client: Client, account: str) -> WorkflowHandle[Any, Any]:
-    handle = client.get_workflow_handle(everboarding_id(account))
-    try:
-        if (await handle.describe()).status is WorkflowExecutionStatus.RUNNING:
-            return handle
-    except RPCError as error:
-        if not is_not_found(error):
-            raise
-    try:
-        onboarding = await client.get_workflow_handle(onboarding_id(account)).describe()
-    except RPCError as error:
-        if is_not_found(error):
-            raise Failure(f"no onboarding for account {account}") from None
-        raise
-    if onboarding.status is WorkflowExecutionStatus.RUNNING:
-        raise Failure(
-            f"{account} is still onboarding (no everboarding yet); "
-            "use `starter.py cancel` to end an onboarding"
-        )
-    raise Failure(f"{account} has no running everboarding")

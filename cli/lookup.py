@@ -7,51 +7,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
 
-from cli.app import (
-    QUERY_TIMEOUT,
-    Failure,
-    app,
-    connect,
-    duration,
-    existing_onboarding,
-    is_not_found,
-    out,
-    run,
-    status_name,
-    when,
-)
+from cli.app import app, connect, out, run, when
 from cli.tables import Rows
 from models.enums import Milestone, RiskLevel, Stage
-from workflows.contract import (
-    ONBOARDING_WORKFLOW,
-    SA_CSM,
-    SA_ESCALATED,
-    SA_INCIDENTS,
-    SA_NEXT_DEADLINE,
-    SA_OVERDUE,
-    SA_RISK,
-    SA_STAGE,
-    Queries,
-    onboarding_id,
-)
+from models.wording import duration
 
 if TYPE_CHECKING:
-    from cli.views import StatusReport
-
-
-async def _run_status(client: Client, workflow_id: str | None) -> str | None:
-    if workflow_id is None:
-        return None
-    try:
-        description = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as error:
-        if is_not_found(error):
-            return None
-        raise
-    return status_name(description.status)
+    from service.views import StatusReport
 
 
 @app.command()
@@ -60,29 +23,10 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Where an account's onboarding is: stage, dates, CSM, next deadline, history."""
-    from cli.views import StatusReport
-    from models.onboarding import OnboardingStatus
+    from service import onboardings
 
     async def go() -> None:
-        client = await connect()
-        handle = await existing_onboarding(client, account)
-        try:
-            onboarding = await handle.query(
-                Queries.STATUS, result_type=OnboardingStatus, rpc_timeout=QUERY_TIMEOUT
-            )
-        except RPCError as error:
-            # The client's own deadline surfaces as CANCELLED, the server's as DEADLINE_EXCEEDED.
-            if error.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
-                raise Failure(
-                    f"no worker answered within {QUERY_TIMEOUT.seconds} s; is the worker "
-                    "running (`make run`)? `starter.py list` works without one"
-                ) from None
-            raise
-        report = StatusReport(
-            **onboarding.model_dump(),
-            workflow_status=status_name((await handle.describe()).status),
-            everboarding_status=await _run_status(client, onboarding.everboarding_workflow_id),
-        )
+        report = await onboardings.status(await connect(), account)
         if as_json:
             out.print_json(report.model_dump_json())
             return
@@ -216,40 +160,12 @@ def list_onboardings(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """All onboardings, one line each, newest first (filters use search attributes)."""
-    from cli.views import OnboardingLine
+    from service.onboardings import Filters, list_onboardings
 
-    query = [f"WorkflowType = '{ONBOARDING_WORKFLOW}'"]
-    for key, value in ((SA_STAGE, stage), (SA_RISK, risk), (SA_CSM, csm)):
-        if value is not None:
-            query.append(f"{key.name} = {json.dumps(str(value))}")
-    query += [
-        f"{key.name} = true" for key, on in ((SA_OVERDUE, overdue), (SA_ESCALATED, escalated)) if on
-    ]
-    if incidents:
-        query.append(f"{SA_INCIDENTS.name} > 0")
+    filters = Filters(stage, risk, csm, overdue, escalated, incidents)
 
     async def go() -> None:
-        client = await connect()
-        lines = []
-        async for execution in client.list_workflows(" AND ".join(query)):
-            # From visibility only (the search attributes the workflow keeps current): works
-            # with no worker running and costs one call per page, not one per onboarding.
-            found = execution.typed_search_attributes
-            risk = found.get(SA_RISK)  # set by the workflow, not by the starter
-            stage = found.get(SA_STAGE) or "-"
-            lines.append(
-                OnboardingLine(
-                    account_id=execution.id.removeprefix(onboarding_id("")),
-                    workflow_status=status_name(execution.status),
-                    stage=stage if risk else f"{stage} (no worker yet)",
-                    csm_id=found.get(SA_CSM),
-                    next_deadline=found.get(SA_NEXT_DEADLINE),
-                    started_at=execution.start_time,
-                    risk=risk,
-                    escalated=bool(found.get(SA_ESCALATED)),
-                    incidents=found.get(SA_INCIDENTS) or 0,
-                )
-            )
+        lines = await list_onboardings(await connect(), filters)
         if as_json:
             out.print_json(json.dumps([line.model_dump(mode="json") for line in lines]))
             return

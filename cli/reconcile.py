@@ -16,8 +16,9 @@ import typer
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
-from cli.app import app, connect, db_session, is_not_found, out, run, status_name, when
+from cli.app import app, connect, db_session, out, run, when
 from models.enums import CancelReason, Stage
+from service.onboardings import is_not_found, status_name
 from workflows.contract import ONBOARDING_WORKFLOW
 
 if TYPE_CHECKING:

@@ -8,29 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from cli.app import Failure, app, connect, err, out, run
 from cli.tables import Rows
-from models.enums import Stage
-from workflows.contract import (
-    ONBOARDING_WORKFLOW,
-    SA_PLAN,
-    SA_STAGE,
-    SA_TOUCH_MODEL,
-    TASK_QUEUE,
-    onboarding_id,
-)
+from service.errors import ServiceError
+from workflows.contract import onboarding_id
 
 if TYPE_CHECKING:
-    from infra.settings import Settings
-    from models.academy import AcademyFile
     from models.journey import OnboardingRequest
-    from models.onboarding import OnboardingInput
-    from models.playbook import PlaybookFile
 
 
 class IfExists(StrEnum):
@@ -91,16 +77,17 @@ def start(
     assert from_file is not None
     from infra.settings import load_settings
     from models.playbook import PlaybookError
+    from service.deals import Playbooks, start_onboarding, workflow_input
 
     async def go() -> None:
         request = read_request(from_file)
         try:
-            workflow_input = _workflow_input(request, Playbooks(load_settings()))
+            onboarding = workflow_input(request, Playbooks(load_settings()))
         except PlaybookError as error:
             raise Failure(f"{from_file}: {error}") from None
         client = await connect()
         workflow_id = onboarding_id(request.account_id)
-        if not await _start_onboarding(client, workflow_input):
+        if not await start_onboarding(client, onboarding):
             message = f"account {request.account_id} already has an onboarding ({workflow_id})"
             if if_exists is IfExists.IGNORE:
                 out.print(f"{message}; nothing to do")
@@ -109,97 +96,6 @@ def start(
         out.print(f"started onboarding for {request.account_id}: workflow {workflow_id}")
 
     run(go())
-
-
-class Playbooks:
-    """The playbooks and the academy as read once for a command (a batch of thousands reads
-    each file once, not once a row: 2.5 ms a row, measured)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.directory = settings.playbook_dir
-        self._playbooks: dict[str, PlaybookFile] = {}
-        self._academy: AcademyFile | None = None
-
-    def playbook(self, name: str) -> PlaybookFile:
-        from models.playbook import load_playbook
-
-        if name not in self._playbooks:
-            self._playbooks[name] = load_playbook(self.directory, name)
-        return self._playbooks[name]
-
-    def academy(self) -> AcademyFile:
-        from models.academy import load_academy
-
-        if self._academy is None:
-            self._academy = load_academy(self.directory)
-        return self._academy
-
-
-def _workflow_input(request: OnboardingRequest, playbooks: Playbooks) -> OnboardingInput:
-    """The request with its playbook and learning path resolved (PlaybookError if broken)."""
-    from models.onboarding import OnboardingInput
-
-    playbook = playbooks.playbook(request.playbook)
-    academy = playbooks.academy()
-    return OnboardingInput(
-        request=request,
-        playbook=playbook.resolve(request.playbook, request.touch_model),
-        path=academy.path_for(request.plan, request.industry, request.use_case),
-    )
-
-
-async def _start_onboarding(client: Client, workflow_input: OnboardingInput) -> bool:
-    """Start the onboarding; False when the account already has one (nothing started)."""
-    request = workflow_input.request
-    try:
-        await client.start_workflow(
-            ONBOARDING_WORKFLOW,
-            workflow_input,
-            id=onboarding_id(request.account_id),
-            task_queue=TASK_QUEUE,
-            # A retried deal does not start an onboarding that ran to its end (completed,
-            # cancelled by the CSM, lapsed); one whose run failed, or was terminated or
-            # cancelled in Temporal, may be started again, and starts afresh.
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(SA_STAGE, Stage.DEPART.value),
-                    SearchAttributePair(SA_TOUCH_MODEL, request.touch_model.value),
-                    SearchAttributePair(SA_PLAN, request.plan.value),
-                ]
-            ),
-            static_summary=(
-                f"Onboarding {request.account_id}: {request.plan} plan, "
-                f"{request.touch_model}-touch, playbook {request.playbook}"
-            ),
-            # Fixed at start (the run's current details carry what changes); no emails.
-            static_details="\n".join(
-                [
-                    f"**Account** {request.account_id} ({request.account_name})",
-                    f"**Plan** {request.plan} · **Touch model** {request.touch_model}",
-                    f"**Industry** {request.industry} · **Use case** {request.use_case}",
-                    f"**Playbook** {request.playbook} · **AE** {request.account_executive.id}",
-                    # A fact of the deal, true for ever: whether it is signed *now* is a
-                    # milestone, in the current details.
-                    (
-                        f"**Contract** signed {request.contract_signed_at:%Y-%m-%d}, with the deal"
-                        if request.contract_signed_at
-                        else "**Contract** unsigned when the deal closed (its signature: see the"
-                        " milestones in the current details)"
-                    ),
-                ]
-            ),
-        )
-    except RPCError as error:
-        if "search attribute" in error.message.lower():
-            raise Failure(
-                f"the namespace lacks the onboarding search attributes ({error.message}); "
-                "start the worker once (it registers them) or register them by hand"
-            ) from None
-        raise
-    except WorkflowAlreadyStartedError:
-        return False
-    return True
 
 
 def _start_batch(path: Path, concurrency: int) -> None:
@@ -211,6 +107,7 @@ def _start_batch(path: Path, concurrency: int) -> None:
     from infra.settings import load_settings
     from models.deal_csv import CsvFileError, Deal, RowError, read_deals
     from models.playbook import PlaybookError
+    from service.deals import Playbooks, start_onboarding, workflow_input
 
     try:
         deals, errors = read_deals(path)
@@ -229,12 +126,12 @@ def _start_batch(path: Path, concurrency: int) -> None:
             async def one(deal: Deal) -> None:
                 async with gate:
                     try:
-                        workflow_input = _workflow_input(deal.request, playbooks)
-                        is_new = await _start_onboarding(client, workflow_input)
+                        onboarding = workflow_input(deal.request, playbooks)
+                        is_new = await start_onboarding(client, onboarding)
                         (started if is_new else existing).append(deal.request.account_id)
                     except PlaybookError as error:
                         errors.append(RowError(deal.row, "playbook", str(error)))
-                    except (Failure, RPCError) as error:
+                    except (ServiceError, RPCError) as error:
                         errors.append(RowError(deal.row, "account_id", str(error)))
                     progress.advance(bar)
 

@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".data"
 
 
+MIN_SECRET = 16  # characters of a webhook secret or API token
+
+
 class Settings(BaseSettings):
     """Every knob, from the environment (or `.env`); see `.env.example`."""
 
@@ -93,6 +96,19 @@ class Settings(BaseSettings):
     codec_server_port: int = Field(default=8081, ge=1, le=65535)
     codec_cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:8233"]
 
+    # The HTTP API (api_server.py): where it listens; the secrets systems sign their writes
+    # with (WEBHOOK_SECRET for every source, WEBHOOK_SECRETS as JSON {source: secret} per
+    # source); the bearer tokens people's tools read and act with (API_TOKENS, JSON
+    # {name: token}, the name being who acted); requests a second each source or token may
+    # make (a burst of twice that is allowed); the CRM mapping files.
+    api_host: str = "0.0.0.0"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+    webhook_secrets: Secret[dict[str, str]] = Secret({})
+    api_tokens: Secret[dict[str, str]] = Secret({})
+    api_rate_limit: float = Field(default=50, gt=0, le=100_000)
+    intake_dir: Path = ROOT / "intake"
+
     @field_validator("encryption_keys")
     @classmethod
     def _valid_keys(cls, value: SecretStr | None) -> SecretStr | None:
@@ -153,6 +169,33 @@ class Settings(BaseSettings):
                 raise ValueError("must be a JSON list of apprise URLs") from None
         return value
 
+    @field_validator("webhook_secrets", "api_tokens", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError:
+                raise ValueError("must be a JSON object {name: secret}") from None
+        return value
+
+    @field_validator("webhook_secrets", "api_tokens")
+    @classmethod
+    def _strong_secrets(cls, value: Secret[dict[str, str]]) -> Secret[dict[str, str]]:
+        for name, secret in value.get_secret_value().items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+                raise ValueError(f"{name!r} is not a name: lowercase letters, digits, hyphens")
+            if len(secret) < MIN_SECRET:
+                raise ValueError(f"the secret of {name!r} is shorter than {MIN_SECRET} characters")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_SECRET:
+            raise ValueError(f"shorter than {MIN_SECRET} characters")
+        return value
+
     @model_validator(mode="after")
     def _no_plain_login(self) -> Settings:
         if (
@@ -178,6 +221,9 @@ SECRET_SETTINGS = {
     "smtp_password",
     "encryption_keys",
     "codec_server_token",
+    "webhook_secret",
+    "webhook_secrets",
+    "api_tokens",
     "chat_urls",
     "database_url",  # it can carry a password
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 
@@ -17,3 +18,17 @@ def duration(value: timedelta) -> str:
         units = [(secs, "second")]
     parts = [f"{n:,} {unit}{'' if n == 1 else 's'}" for n, unit in units if n]
     return ("-" if value < timedelta(0) else "") + (" ".join(parts) or "0 seconds")
+
+
+_TIMEDELTA_REPR = re.compile(r"(?:(-?\d+) days?, )?(\d{1,2}):(\d\d):(\d\d)(?:\.\d+)?")
+
+
+def human_durations(text: str) -> str:
+    """`text` with every Python timedelta (`30 days, 0:00:00`, `4:00:00`) said in words.
+    For reasons written elsewhere (the workflow's validators) that print a timedelta."""
+
+    def words(match: re.Match[str]) -> str:
+        days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+        return duration(timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds))
+
+    return _TIMEDELTA_REPR.sub(words, text)

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -452,7 +452,7 @@ def app_environment(temporal_address: str, folder: Path) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TEMPORAL_", "SMTP_", "ENCRYPTION_", "CODEC_"))
+        if not k.startswith(("TEMPORAL_", "SMTP_", "ENCRYPTION_", "CODEC_", "API_", "WEBHOOK_"))
     }
     env.update(
         TEMPORAL_ADDRESS=temporal_address,
@@ -513,17 +513,17 @@ def worker_process(app_env: dict[str, str], tmp_path: Path) -> Iterator[subproce
 
 
 @contextmanager
-def codec_server_running(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`codec_server.py` as ops run it, with `env`'s keys, token and origins, on a free
-    loopback port; yields its URL once it answers."""
+def serving(script: str, env: dict[str, str], log_path: Path, prefix: str) -> Iterator[str]:
+    """An HTTP service of ours (`codec_server.py`, `api_server.py`) as ops run it, with `env`,
+    on a free loopback port (`{prefix}_HOST`/`_PORT`); yields its URL once /healthz answers."""
     port = free_port()
-    env = env | {"CODEC_SERVER_HOST": "127.0.0.1", "CODEC_SERVER_PORT": str(port)}
-    process = spawn("codec_server.py", env, log_path)
+    env = env | {f"{prefix}_HOST": "127.0.0.1", f"{prefix}_PORT": str(port)}
+    process = spawn(script, env, log_path)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         assert process.poll() is None, log_path.read_text()
-        assert time.monotonic() < deadline, "codec server did not start"
+        assert time.monotonic() < deadline, f"{script} did not start"
         try:
             with urlopen(f"{url}/healthz", timeout=1):
                 break
@@ -532,6 +532,16 @@ def codec_server_running(env: dict[str, str], log_path: Path) -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=30)
+
+
+def codec_server_running(env: dict[str, str], log_path: Path) -> AbstractContextManager[str]:
+    """`codec_server.py` with `env`'s keys, token and origins."""
+    return serving("codec_server.py", env, log_path, "CODEC_SERVER")
+
+
+def api_running(env: dict[str, str], log_path: Path) -> AbstractContextManager[str]:
+    """`api_server.py` with `env`'s secrets and tokens."""
+    return serving("api_server.py", env, log_path, "API")
 
 
 def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

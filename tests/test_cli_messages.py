@@ -20,7 +20,8 @@ import pytest
 import typer.main
 
 import starter as starter_py  # noqa: F401  (importing it registers every command on the app)
-from cli.app import app, duration, human_durations
+from cli.app import app
+from models.wording import duration, human_durations
 from tests.conftest import ROOT, app_environment, deal_file, free_port, starter, wait_for_stage
 
 # What Python, pydantic or the Rust SDK say, which no message may carry.

@@ -1,0 +1,1 @@
+"""The HTTP API: the intake other systems feed, and the reads and actions of people's tools."""

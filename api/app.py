@@ -1,0 +1,144 @@
+"""The HTTP API's app: its routes (api/intake.py, api/accounts.py), health, and how every
+refusal becomes one JSON shape: `{"detail": "<one line, the CLI's words>"}`, plus
+`"errors": [{"field", "message"}]` for a 422."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from temporalio.service import RPCError
+
+from api import accounts, intake
+from api.intake import Unprocessable
+from api.state import ApiState, state
+from infra.settings import Settings, SettingsError
+from service.errors import ServiceError
+
+log = logging.getLogger("api")
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The app (the tests run it with uvicorn as api_server.py does). Refuses to exist
+    without a secret to check writes with and a token to check reads with."""
+    if settings.webhook_secret is None and not settings.webhook_secrets.get_secret_value():
+        raise SettingsError("set WEBHOOK_SECRET (or WEBHOOK_SECRETS): nothing could sign a write")
+    if not settings.api_tokens.get_secret_value():
+        raise SettingsError('set API_TOKENS, e.g. {"ops": "<32 random characters>"}')
+    app = FastAPI(
+        title="Onboarding orchestrator API",
+        version="1",
+        description="Deals and facts from other systems (signed), reads and CSM actions "
+        "(bearer token). README: For integrators.",
+    )
+    app.state.api = ApiState(settings)
+    app.include_router(intake.router)
+    app.include_router(accounts.router)
+    _health(app)
+    _refusals(app)
+    app.middleware("http")(_access_log)
+    return app
+
+
+def _health(app: FastAPI) -> None:
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Temporal and the database answer")
+    async def readyz(request: Request) -> JSONResponse:
+        import asyncio
+
+        checks = {
+            "temporal": await _temporal_ready(state(request)),
+            "database": await asyncio.to_thread(_database_ready, state(request).settings),
+        }
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(checks, status_code=200 if ready else 503)
+
+
+async def _temporal_ready(api: ApiState) -> str:
+    try:
+        client = await api.client()
+        await client.service_client.check_health()
+    except (ServiceError, RPCError) as error:
+        return str(getattr(error, "message", error))
+    return "ok"
+
+
+def _database_ready(settings: Settings) -> str:
+    from sqlalchemy.exc import OperationalError
+
+    from infra.db import SchemaError, check_schema, make_engine
+
+    engine = make_engine(settings.database_url)
+    try:
+        check_schema(engine)
+    except SchemaError as error:
+        return str(error)
+    except OperationalError as error:
+        return f"cannot connect: {type(error.orig).__name__}"
+    finally:
+        engine.dispose()
+    return "ok"
+
+
+def _refusals(app: FastAPI) -> None:
+    from api.mapping import MappingError
+
+    def detail(status: int, message: str, **extra: Any) -> JSONResponse:
+        return JSONResponse({"detail": message, **extra}, status_code=status)
+
+    @app.exception_handler(ServiceError)
+    async def service(_: Request, error: ServiceError) -> JSONResponse:
+        return detail(error.status, error.message)
+
+    @app.exception_handler(Unprocessable)
+    async def unprocessable(_: Request, error: Unprocessable) -> JSONResponse:
+        errors = [{"field": field, "message": message} for field, message in error.errors]
+        return detail(422, str(error), errors=errors)
+
+    @app.exception_handler(RequestValidationError)
+    async def parameters(_: Request, error: RequestValidationError) -> JSONResponse:
+        pairs = [
+            (".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]), e["msg"])
+            for e in error.errors()
+        ]
+        return await unprocessable(_, Unprocessable(pairs))
+
+    @app.exception_handler(RPCError)
+    async def temporal(_: Request, error: RPCError) -> JSONResponse:
+        return detail(503, f"Temporal answered: {error.message}")
+
+    @app.exception_handler(MappingError)
+    async def mapping(_: Request, error: MappingError) -> JSONResponse:
+        return detail(500, f"the mapping file is broken: {error}")
+
+    @app.exception_handler(HTTPException)
+    async def http(_: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": error.detail}, status_code=error.status_code, headers=error.headers
+        )
+
+
+async def _access_log(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """One line a request: who (the token's name or the signing source), what, the answer.
+    The path holds account ids, never customer data; bodies are never logged."""
+    started = time.perf_counter()
+    response = await call_next(request)
+    log.info(
+        "%s %s %s %d %.0f ms",
+        getattr(request.state, "who", "-"),
+        request.method,
+        request.url.path,
+        response.status_code,
+        (time.perf_counter() - started) * 1000,
+    )
+    return response
