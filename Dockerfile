@@ -20,6 +20,7 @@ RUN python -m compileall -q .
 RUN useradd --system --uid 10001 --no-create-home onboarding
 USER onboarding
 
-# 9464: the worker's Prometheus metrics; 8081: the codec server (its own service).
-EXPOSE 9464 8081
+# 9464: the worker's Prometheus metrics; 8081: the codec server; 8000: the HTTP API (each its
+# own service).
+EXPOSE 9464 8081 8000
 CMD ["python", "worker.py"]

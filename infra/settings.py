@@ -192,7 +192,9 @@ class Settings(BaseSettings):
     @field_validator("webhook_secret")
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < MIN_SECRET:
+        if value is None or not value.get_secret_value():
+            return None  # empty: as if unset
+        if len(value.get_secret_value()) < MIN_SECRET:
             raise ValueError(f"shorter than {MIN_SECRET} characters")
         return value
 

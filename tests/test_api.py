@@ -369,6 +369,9 @@ def test_health_readiness_docs_and_logs(
     assert {"/v1/deals", "/v1/webhooks/{source}", "/v1/accounts/{account_id}/events"} <= set(paths)
 
     # Who acted is logged; what customers are called is not.
+    assert httpx.get(f"{url}/v1/onboardings", headers=bearer()).status_code == 200
+    closed = example("hubspot-closedwon")
+    assert httpx.post(f"{url}/v1/webhooks/hubspot", **signed(closed, HUBSPOT_SECRET)).is_success
     text = log.read_text()
     assert "token:csm-007" in text and "source:hubspot" in text
     assert not re.search(r"[\w.+-]+@[\w-]+\.[\w.]+", text), "an email address in the API log"
@@ -411,3 +414,42 @@ def test_the_api_refuses_to_start_without_secrets(
         timeout=60,
     )
     assert result.returncode == 1 and named in result.stderr
+
+
+def readme_block(marker: str) -> str:
+    """The shell block after `<!-- marker: ... -->` in the README."""
+    text = (ROOT / "README.md").read_text()
+    after = text[text.index(f"<!-- {marker}:") :]
+    return after.split("```\n", 2)[1]
+
+
+def test_the_readmes_curl_and_openssl_examples_work(url: str, env: dict, tmp_path: Path) -> None:
+    """Run as a reader would, from a folder like the checkout under `make run`: the deal
+    example, the secret and the token where the README says they are."""
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "deal-acme.json").write_text(json.dumps(deal("api-readme"), indent=2))
+    (tmp_path / ".data").mkdir()
+    (tmp_path / ".data" / "webhook-secret").write_text(SECRET + "\n")
+    (tmp_path / ".data" / "api-tokens.json").write_text(json.dumps({"csm-007": TOKEN}))
+
+    def run(block: str) -> dict:
+        import subprocess
+
+        script = block.replace("http://localhost:8000", url).replace("/acme/", "/api-readme/")
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        answer: dict = json.loads(result.stdout)
+        return answer
+
+    started = run(readme_block("signing-example"))
+    assert started["workflow_id"] == "onboarding-api-readme", started
+    wait_for_stage(env, "api-readme", "depart")
+    paused = run(readme_block("action-example"))
+    assert paused["paused_since"], paused
+    assert status_json(env, "api-readme")["paused_since"]

@@ -19,7 +19,7 @@ from tests.conftest import ROOT
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ("migrate", "worker", "codec-server")  # the ones that run the project's image
+APP_SERVICES = ("migrate", "worker", "codec-server", "api")  # the ones that run the project's image
 # What the app reads: its settings, and the Temporal SDK's environment config.
 KNOWN = {name.upper() for name in Settings.model_fields} | {
     "TEMPORAL_ADDRESS",
@@ -36,6 +36,8 @@ REQUIRED_SECRETS = (
     "APP_DB_PASSWORD",
     "ENCRYPTION_KEYS",
     "CODEC_SERVER_TOKEN",
+    "WEBHOOK_SECRET",
+    "API_TOKENS",
 )
 SECRET_NAME = re.compile(r"PASSWORD|PWD|TOKEN|SECRET|KEYS?$|CHAT_URLS")
 
@@ -75,6 +77,8 @@ SECRETS = {
     "APP_DB_PASSWORD": "app-db-secret",
     "ENCRYPTION_KEYS": "k1=" + "A" * 43 + "=",
     "CODEC_SERVER_TOKEN": "codec-token-secret",
+    "WEBHOOK_SECRET": "webhook-secret-0123456789",
+    "API_TOKENS": '{"ops": "api-token-0123456789"}',
 }
 
 
@@ -90,6 +94,7 @@ def test_every_part_of_the_stack_is_there() -> None:
         "temporal",
         "temporal-ui",
         "codec-server",
+        "api",
         "app-db",
         "mailpit",
         "migrate",
@@ -107,7 +112,7 @@ def test_images_are_pinned(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["temporal-db", "temporal", "app-db", "mailpit", "worker", "codec-server"]
+    "name", ["temporal-db", "temporal", "app-db", "mailpit", "worker", "codec-server", "api"]
 )
 def test_long_running_services_have_health_checks(name: str) -> None:
     check = SERVICES[name]["healthcheck"]
@@ -146,9 +151,11 @@ def test_each_secret_reaches_only_the_services_that_need_it() -> None:
     }
     assert holders == {
         "TEMPORAL_DB_PASSWORD": {"temporal-db", "temporal"},
-        "APP_DB_PASSWORD": {"app-db", "migrate", "worker"},
-        "ENCRYPTION_KEYS": {"worker", "codec-server"},
+        "APP_DB_PASSWORD": {"app-db", "migrate", "worker", "api"},
+        "ENCRYPTION_KEYS": {"worker", "codec-server", "api"},
         "CODEC_SERVER_TOKEN": {"codec-server"},
+        "WEBHOOK_SECRET": {"api"},
+        "API_TOKENS": {"api"},
     }
     url = services["worker"]["environment"]["DATABASE_URL"]
     assert url == "postgresql://onboarding:app-db-secret@app-db:5432/onboarding"
@@ -162,6 +169,7 @@ def test_only_what_a_browser_opens_is_published_and_only_on_loopback() -> None:
     assert published == {
         "temporal-ui": ["127.0.0.1:8080:8080"],
         "codec-server": ["127.0.0.1:8081:8081"],
+        "api": ["127.0.0.1:8000:8000"],
         "mailpit": ["127.0.0.1:8025:8025"],
     }
     # Temporal's frontend, the databases and the metrics: on the compose network only.
