@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from temporalio.service import RPCError
 
 from api import accounts, intake
@@ -30,7 +31,10 @@ def build_app(settings: Settings) -> FastAPI:
         raise SettingsError("set WEBHOOK_SECRET (or WEBHOOK_SECRETS): nothing could sign a write")
     if not settings.api_tokens.get_secret_value():
         raise SettingsError('set API_TOKENS, e.g. {"ops": "<32 random characters>"}')
-    app = FastAPI(
+    # FastAPI's own /docs loads Swagger UI from a CDN: a blank page wherever the browser
+    # cannot reach it. This serves the same files from the API.
+    app = FastAPIOffline(
+        redoc_url=None,
         title="Onboarding orchestrator API",
         version="1",
         description="Deals and facts from other systems (signed), reads and CSM actions "

@@ -365,6 +365,10 @@ def test_health_readiness_docs_and_logs(
     assert (ready.status_code, ready.json()) == (200, {"temporal": "ok", "database": "ok"})
     docs = httpx.get(f"{url}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # Its scripts and styles come from the API itself: the page works with no internet.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))]
+    assert all(httpx.get(f"{url}{asset}").status_code == 200 for asset in assets)
     paths = httpx.get(f"{url}/openapi.json").json()["paths"]
     assert {"/v1/deals", "/v1/webhooks/{source}", "/v1/accounts/{account_id}/events"} <= set(paths)
 
