@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.guards import json_body, refuse
-from api.intake import AccountId, Unprocessable, unprocessable
+from api.intake import AccountId, Unprocessable, check_key, unprocessable
 from api.state import person, state
 from models.enums import RiskLevel, Stage
 from workflows.contract import Updates
@@ -144,7 +144,6 @@ def _update_id(who: str, name: str, key: str | None) -> str | None:
     action is the same update, which Temporal answers once. Hashed: keys are the caller's."""
     if key is None:
         return None
-    if not key.strip() or not key.isprintable():
-        raise Unprocessable([("Idempotency-Key", "printable characters, not empty")])
+    check_key(key)
     digest = hashlib.sha256(f"{who}\n{name}\n{key}".encode()).hexdigest()[:32]
     return f"api-{name}-{digest}"

@@ -9,11 +9,13 @@ nothing; see service/deals.py for why concurrent deliveries start one onboarding
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
 
 from api.state import signed_body, source_of, state
@@ -115,7 +117,11 @@ async def webhook(request: Request, source: SourceName) -> JSONResponse:
     status_code=202,
     summary="Facts about an account: milestones, tasks, engagement, champion, users, tickets",
 )
-async def events(request: Request, account_id: AccountId) -> JSONResponse:
+async def events(
+    request: Request,
+    account_id: AccountId,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> JSONResponse:
     from pydantic import ValidationError
 
     from models.events import LIVES_ON, admit_events
@@ -129,9 +135,31 @@ async def events(request: Request, account_id: AccountId) -> JSONResponse:
         raise unprocessable(error) from None
     signals = [event.signal(source) for event in admitted]
     sent_to = await signal_all(
-        await state(request).client(), account_id, signals, lives_on=LIVES_ON
+        await state(request).client(),
+        account_id,
+        signals,
+        lives_on=LIVES_ON,
+        request_ids=_request_ids(source, account_id, idempotency_key, len(signals)),
     )
     log.info("%d event(s) for %s from %s", len(signals), account_id, source)
     return JSONResponse(
         {"accepted": len(signals), "sent_to": sorted(set(sent_to))}, status_code=202
     )
+
+
+def _request_ids(source: str, account: str, key: str | None, count: int) -> list[str] | None:
+    """One id per event of the list, the same each time the list comes with this key: the
+    server then takes each event once, however often the list is retried."""
+    if key is None:
+        return None
+    check_key(key)
+    digests = (
+        hashlib.sha256(f"{source}\n{account}\n{key}\n{n}".encode()).digest() for n in range(count)
+    )
+    return [str(uuid.UUID(bytes=digest[:16])) for digest in digests]
+
+
+def check_key(key: str) -> None:
+    """An Idempotency-Key is printable text (it is hashed, never stored or logged)."""
+    if not key.strip() or not key.isprintable():
+        raise Unprocessable([("Idempotency-Key", "printable characters, not empty")])

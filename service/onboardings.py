@@ -197,11 +197,19 @@ async def running_everboarding(client: Client, account: str) -> WorkflowHandle[A
 
 
 async def signal_all(
-    client: Client, account: str, signals: list[tuple[str, BaseModel]], *, lives_on: set[str]
+    client: Client,
+    account: str,
+    signals: list[tuple[str, BaseModel]],
+    *,
+    lives_on: set[str],
+    request_ids: list[str] | None = None,
 ) -> list[str]:
     """Send the signals in order to the account's onboarding; once it has ended, those named
     in `lives_on` go to its everboarding, and any other makes the whole list a Conflict
-    before anything is sent. Answers where each went ("onboarding" or "everboarding")."""
+    before anything is sent. Answers where each went ("onboarding" or "everboarding").
+
+    With `request_ids` (one a signal), Temporal takes each signal once per run: a list sent
+    again after a failure part-way delivers only what had not arrived."""
     handle = await existing_onboarding(client, account)
     targets: list[WorkflowHandle[Any, Any]] = []
     if await running(handle):
@@ -215,6 +223,29 @@ async def signal_all(
             )
         everboarding = await running_everboarding(client, account)
         targets = [everboarding] * len(signals)
-    for (name, arg), target in zip(signals, targets, strict=True):
-        await target.signal(name, arg)
+    ids: list[str | None] = list(request_ids) if request_ids else [None] * len(signals)
+    for (name, arg), target, request_id in zip(signals, targets, ids, strict=True):
+        if request_id is None:
+            await target.signal(name, arg)
+        else:
+            await _signal_once(client, target.id, name, arg, request_id)
     return ["onboarding" if t is handle else "everboarding" for t in targets]
+
+
+async def _signal_once(
+    client: Client, workflow_id: str, name: str, arg: BaseModel, request_id: str
+) -> None:
+    """A signal with our request id, which the server remembers for the run and drops a
+    second time (the SDK's `signal` makes a new id each call, so it cannot say "again")."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
+
+    request = SignalWorkflowExecutionRequest(
+        namespace=client.namespace,
+        workflow_execution=WorkflowExecution(workflow_id=workflow_id),
+        signal_name=name,
+        identity=client.identity,
+        request_id=request_id,
+    )
+    request.input.payloads.extend(await client.data_converter.encode([arg]))
+    await client.workflow_service.signal_workflow_execution(request, retry=True)

@@ -193,7 +193,17 @@ def test_only_json_within_the_size_limit_is_read(url: str) -> None:
 
 
 def example(name: str) -> Any:
-    return json.loads((ROOT / "examples" / f"webhook-{name}.json").read_text())
+    """A shipped example payload, its close dated yesterday (the door refuses dates over two
+    years old, and the examples are fixed)."""
+    data = json.loads((ROOT / "examples" / f"webhook-{name}.json").read_text())
+    yesterday = time.time() - 86400
+    if "closedate" in data:
+        data["closedate"] = str(int(yesterday * 1000))
+    if "opportunity" in data:
+        data["opportunity"]["LastModifiedDate"] = time.strftime(
+            "%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(yesterday)
+        )
+    return data
 
 
 def test_the_crm_examples_start_onboardings_and_other_stages_are_ignored(
@@ -286,6 +296,29 @@ def test_engagement_comes_in_batches_and_a_bad_list_applies_nothing(url: str, en
     assert engagements() == {"login": 40, "support_ticket": 1}
 
     assert events(url, "nobody-here", {"type": "kickoff_held"}).status_code == 404
+
+
+def test_a_list_retried_with_its_idempotency_key_counts_once(url: str, env: dict) -> None:
+    """A sender whose request failed part-way (or whose answer was lost) sends the list
+    again with the same key: each event is taken once. Without a key, a batch counts again."""
+    assert httpx.post(f"{url}/v1/deals", **signed(deal("api-retry"))).status_code == 202
+    batch = [{"type": "engagement", "kind": "login", "count": 3}]
+    keyed = signed(batch)
+    keyed["headers"]["Idempotency-Key"] = "usage-2026-12-06T10"
+    for _ in range(3):
+        assert httpx.post(f"{url}/v1/accounts/api-retry/events", **keyed).status_code == 202
+    longer = signed(batch + [{"type": "support_ticket", "ticket": "T-1"}])
+    longer["headers"]["Idempotency-Key"] = "usage-2026-12-06T10"  # the first event: already in
+    assert httpx.post(f"{url}/v1/accounts/api-retry/events", **longer).status_code == 202
+    unkeyed = signed([{"type": "engagement", "kind": "feature_used", "count": 2}])
+    for _ in range(2):
+        assert httpx.post(f"{url}/v1/accounts/api-retry/events", **unkeyed).status_code == 202
+
+    expected = {"login": 3, "support_ticket": 1, "feature_used": 4}
+    deadline = time.monotonic() + 20
+    while (counts := status_json(env, "api-retry")["engagements"]) != expected:
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.2)
 
 
 # --- reads and actions --------------------------------------------------------------------------
