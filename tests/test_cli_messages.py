@@ -319,6 +319,7 @@ PORT_VARIABLES = {
     "TEMPORAL_UI_PORT": "the Web UI",
     "CODEC_SERVER_PORT": "the codec server",
     "METRICS_PORT": "the worker's metrics",
+    "API_PORT": "the HTTP API",
 }
 
 
@@ -344,7 +345,9 @@ def run_local_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     called = tmp_path / "temporal-was-called"
     (fake / "temporal").write_text(f"#!/bin/sh\ntouch {called}\n")
     (fake / "temporal").chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "CODEC_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "CODEC_", "API_"))
+    }
     env["PATH"] = f"{fake}:{Path(sys.executable).parent}:{env['PATH']}"
     env |= {variable: str(free_port()) for variable in PORT_VARIABLES}
     yield env, called
