@@ -14,6 +14,7 @@ import sys
 import uvicorn
 
 from api.app import build_app
+from api.mapping import MappingError
 from infra.logs import configure_logging
 from infra.settings import SettingsError, load_settings
 
@@ -26,7 +27,7 @@ def main() -> int:
         settings = load_settings()
         configure_logging(settings.log_format, settings.log_level)
         app = build_app(settings)
-    except SettingsError as error:
+    except (SettingsError, MappingError) as error:
         log.error("cannot start: %s", error)
         return 1
     log.info(

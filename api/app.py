@@ -4,6 +4,7 @@ refusal becomes one JSON shape: `{"detail": "<one line, the CLI's words>"}`, plu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -13,20 +14,29 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api import accounts, intake
-from api.intake import Unprocessable
+from api.errors import Unprocessable
+from api.mapping import MappingError, load_mappings
 from api.state import ApiState, state
 from infra.settings import Settings, SettingsError
 from service.errors import ServiceError
 
 log = logging.getLogger("api")
+# What a later retry may get past: Temporal or the network is down, slow or busy.
+_TRY_AGAIN = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+}
 
 
 def build_app(settings: Settings) -> FastAPI:
     """The app (the tests run it with uvicorn as api_server.py does). Refuses to exist
-    without a secret to check writes with and a token to check reads with."""
+    without a secret to check writes with and a token to check reads with (SettingsError),
+    or with a broken mapping file (MappingError)."""
     if settings.webhook_secret is None and not settings.webhook_secrets.get_secret_value():
         raise SettingsError("set WEBHOOK_SECRET (or WEBHOOK_SECRETS): nothing could sign a write")
     if not settings.api_tokens.get_secret_value():
@@ -40,6 +50,9 @@ def build_app(settings: Settings) -> FastAPI:
         description="Deals and facts from other systems (signed), reads and CSM actions "
         "(bearer token). README: For integrators.",
     )
+    # Every mapping file is checked now: a broken one stops the API at its start, naming the
+    # file and key, instead of answering the CRM's first webhook with a 500.
+    load_mappings(settings.intake_dir)
     app.state.api = ApiState(settings)
     app.include_router(intake.router)
     app.include_router(accounts.router)
@@ -56,8 +69,7 @@ def _health(app: FastAPI) -> None:
 
     @app.get("/readyz", summary="Temporal and the database answer")
     async def readyz(request: Request) -> JSONResponse:
-        import asyncio
-
+        # Anyone may ask: the answer names what is missing, the log says why.
         checks = {
             "temporal": await _temporal_ready(state(request)),
             "database": await asyncio.to_thread(_database_ready, state(request).settings),
@@ -71,7 +83,8 @@ async def _temporal_ready(api: ApiState) -> str:
         client = await api.client()
         await client.service_client.check_health()
     except (ServiceError, RPCError) as error:
-        return str(getattr(error, "message", error))
+        log.warning("not ready: Temporal: %s", getattr(error, "message", error))
+        return "unreachable"
     return "ok"
 
 
@@ -84,17 +97,17 @@ def _database_ready(settings: Settings) -> str:
     try:
         check_schema(engine)
     except SchemaError as error:
-        return str(error)
+        log.warning("not ready: database: %s", error)
+        return "not migrated"
     except OperationalError as error:
-        return f"cannot connect: {type(error.orig).__name__}"
+        log.warning("not ready: database: %s", type(error.orig).__name__)
+        return "unreachable"
     finally:
         engine.dispose()
     return "ok"
 
 
 def _refusals(app: FastAPI) -> None:
-    from api.mapping import MappingError
-
     def detail(status: int, message: str, **extra: Any) -> JSONResponse:
         return JSONResponse({"detail": message, **extra}, status_code=status)
 
@@ -117,11 +130,15 @@ def _refusals(app: FastAPI) -> None:
 
     @app.exception_handler(RPCError)
     async def temporal(_: Request, error: RPCError) -> JSONResponse:
-        return detail(503, f"Temporal answered: {error.message}")
+        if error.status in _TRY_AGAIN:
+            return detail(503, f"Temporal answered: {error.message}; try again later")
+        log.error("Temporal refused a call: %s (%s)", error.message, error.status)
+        return detail(500, "Temporal refused the call; the API's log says why")
 
     @app.exception_handler(MappingError)
-    async def mapping(_: Request, error: MappingError) -> JSONResponse:
-        return detail(500, f"the mapping file is broken: {error}")
+    async def mapping(request: Request, error: MappingError) -> JSONResponse:
+        log.error("a mapping file is broken: %s", error)
+        return detail(500, "this source's mapping file is broken; the API's log says where")
 
     @app.exception_handler(HTTPException)
     async def http(_: Request, error: HTTPException) -> JSONResponse:

@@ -11,14 +11,20 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from fastapi import HTTPException, Request
 
 MAX_BODY = 256 * 1024
 TOLERANCE = 300  # seconds between the signature's time and ours
+MAX_REPLAYS = 200_000  # signatures remembered: ten minutes at over 300 writes a second
+MAX_BUCKETS = 10_000  # rate buckets kept (sources and tokens are names from configuration)
 SIGNATURE = "X-Signature"
+_SECONDS = re.compile(r"[0-9]{1,12}")
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def refuse(status: int, detail: str, **headers: str) -> HTTPException:
@@ -49,11 +55,18 @@ def read_claim(header: str | None, now: float) -> Claim:
     anything of the body is read)."""
     if not header:
         raise refuse(401, f"missing {SIGNATURE} (t=<unix seconds>,v1=<hex HMAC-SHA256>)")
-    parts = [part.strip().partition("=") for part in header.split(",")]
+    parts = [part.strip().partition("=") for part in header[:1024].split(",")]
     stamps = [value for key, _, value in parts if key == "t"]
-    signatures = [value for key, _, value in parts if key == "v1" and value]
-    if len(stamps) != 1 or not stamps[0].isdigit() or not signatures:
-        raise refuse(401, f"malformed {SIGNATURE}: expected t=<unix seconds>,v1=<hex>")
+    signatures = [value for key, _, value in parts if key == "v1"]
+    # Strict shapes before any arithmetic or comparison: a 5,000-digit time or a non-hex
+    # signature is a malformed header, not a crash.
+    if (
+        len(stamps) != 1
+        or not _SECONDS.fullmatch(stamps[0])
+        or not signatures
+        or not all(_HEX_SHA256.fullmatch(given) for given in signatures)
+    ):
+        raise refuse(401, f"malformed {SIGNATURE}: expected t=<unix seconds>,v1=<64 hex digits>")
     timestamp = int(stamps[0])
     if abs(now - timestamp) > TOLERANCE:
         raise refuse(
@@ -73,9 +86,36 @@ class Verifier:
         secret = self._per_source.get(source, self._shared)
         expected = sign(secret, claim.timestamp, body) if secret else ""
         # Every given signature is compared (no early exit), each in constant time.
-        matches = [hmac.compare_digest(expected, given) for given in claim.signatures]
+        matches = [
+            hmac.compare_digest(expected.encode(), given.encode()) for given in claim.signatures
+        ]
         if not secret or not any(matches):
             raise refuse(401, f"the signature does not match the body with {source}'s secret")
+
+
+class Replays:
+    """Signatures seen in the last two windows, and for which request (method, path, source).
+    The signature covers the time and the body, not where it is sent: a captured events body
+    could otherwise be replayed to another account's URL within the five minutes. The same
+    request again is a retry and passes (the endpoints answer retries as the first time);
+    the same signature on another request is refused. In this process: N API processes
+    each keep their own."""
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def check(self, claim: Claim, request: str, now: float) -> None:
+        while self._seen and (
+            len(self._seen) > MAX_REPLAYS
+            or next(iter(self._seen.values()))[1] < now - 2 * TOLERANCE
+        ):
+            self._seen.popitem(last=False)
+        for given in claim.signatures:
+            first = self._seen.get(given)
+            if first is not None and first[0] != request:
+                raise refuse(401, "this signature was made for another request")
+        for given in claim.signatures:
+            self._seen.setdefault(given, (request, now))
 
 
 class Tokens:
@@ -106,13 +146,16 @@ class RateLimit:
     process: N API processes behind a balancer let N times as much through."""
 
     rate: float
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _buckets: OrderedDict[str, tuple[float, float]] = field(default_factory=OrderedDict)
 
     def take(self, key: str, now: float) -> None:
         burst = max(1.0, 2 * self.rate)
-        level, then = self._buckets.get(key, (burst, now))
+        level, then = self._buckets.pop(key, (burst, now))
+        if len(self._buckets) >= MAX_BUCKETS:  # the longest unused is full again by now
+            self._buckets.popitem(last=False)
         level = min(burst, level + (now - then) * self.rate)
         if level < 1:
+            self._buckets[key] = (level, now)
             wait = math.ceil((1 - level) / self.rate)
             raise refuse(
                 429, f"{key}: over {self.rate:g} requests a second", **{"Retry-After": str(wait)}

@@ -10,58 +10,64 @@ nothing; see service/deals.py for why concurrent deliveries start one onboarding
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
-from api.state import signed_body, source_of, state
+from api.errors import Origin, Unprocessable, check_key, parse_json, unprocessable
+from api.mapping import Ignored, PayloadError, load_mapping
+from api.state import SourceName, SourceWrite, WebhookWrite, state
 from models.door import SLUG_PATTERN, admit
+from models.events import LIVES_ON, Event, admit_events
+from models.journey import OnboardingRequest
 from service.deals import Playbooks, Start, Started, start_deal
+from service.errors import NotFound
+from service.onboardings import signal_all
 
 log = logging.getLogger("api")
 router = APIRouter(prefix="/v1")
 AccountId = Annotated[str, Path(pattern=SLUG_PATTERN, description="The account id (slug).")]
-SourceName = Annotated[str, Path(pattern=SLUG_PATTERN, description="The CRM's mapping name.")]
+IdempotencyKey = Annotated[str | None, Header(max_length=255)]
 
 
-class Unprocessable(Exception):
-    """A body that cannot be used: `errors` are (field, message) pairs, each named."""
-
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
-        super().__init__("; ".join(f"{f}: {m}" if f else m for f, m in errors))
-        self.errors = errors
-
-
-def unprocessable(error: Any, origin: Any = None) -> Unprocessable:
-    """A pydantic ValidationError as named fields, in the CLI's words; `origin` maps a deal
-    field to the payload field it came from (a webhook)."""
-    pairs = []
-    for e in error.errors():
-        field = ".".join(str(part) for part in e["loc"])
-        source = origin(e["loc"]) if origin and e["loc"] else None
-        pairs.append(
-            (
-                f"{field} (from {source})" if source else field,
-                e["msg"].removeprefix("Value error, "),
-            )
-        )
-    return Unprocessable(pairs)
+@router.post(
+    "/deals",
+    status_code=202,
+    summary="Start an account's onboarding from a deal document",
+    responses={200: {"description": "This deal had already started it: nothing done"}},
+)
+async def deals(request: Request, write: SourceWrite) -> JSONResponse:
+    return await _start(request, write.body)
 
 
-async def _start(request: Request, document: Any, origin: Any = None) -> JSONResponse:
-    from pydantic import ValidationError
+@router.post("/webhooks/{source}", summary="A CRM's own payload, mapped by intake/{source}.toml")
+async def webhook(request: Request, source: SourceName, write: WebhookWrite) -> JSONResponse:
+    # Read at each call: a new or corrected mapping file applies without a restart (every
+    # file was checked when the API started, so a broken one is an edit since).
+    mapping = load_mapping(state(request).settings.intake_dir, source)
+    if mapping is None:
+        raise NotFound(f"no mapping for source {source}: add intake/{source}.toml")
+    try:
+        mapped = mapping.apply(parse_json(write.body))
+    except PayloadError as error:
+        raise Unprocessable([(error.field, str(error))]) from None
+    if isinstance(mapped, Ignored):
+        log.info("%s payload ignored: %s", source, mapped.reason)
+        return JSONResponse({"ignored": mapped.reason})
+    return await _start(request, mapped.document, mapping.origin)
 
-    from models.journey import OnboardingRequest
 
+async def _start(request: Request, document: Any, origin: Origin | None = None) -> JSONResponse:
     api = state(request)
     try:
         deal = admit(OnboardingRequest, document)
     except ValidationError as error:
         raise unprocessable(error, origin) from None
+    # Read at each deal, as `starter.py start` does: a playbook edit applies to the next.
     started = await start_deal(await api.client(), deal, Playbooks(api.settings))
     log.info("deal for %s: %s", started.account_id, started.outcome)
     return _started(request, started)
@@ -76,43 +82,6 @@ def _started(request: Request, started: Start) -> JSONResponse:
 
 
 @router.post(
-    "/deals",
-    status_code=202,
-    summary="Start an account's onboarding from a deal document",
-    responses={200: {"description": "This deal had already started it: nothing done"}},
-)
-async def deals(request: Request) -> JSONResponse:
-    body = await signed_body(request, source_of(request))
-    return await _start(request, body)
-
-
-@router.post("/webhooks/{source}", summary="A CRM's own payload, mapped by intake/{source}.toml")
-async def webhook(request: Request, source: SourceName) -> JSONResponse:
-    from api.mapping import Ignored, MappingError, PayloadError, load_mapping
-    from service.errors import NotFound
-
-    body = await signed_body(request, source)
-    mapping = load_mapping(state(request).settings.intake_dir, source)
-    if mapping is None:
-        raise NotFound(f"no mapping for source {source}: add intake/{source}.toml")
-    try:
-        payload = json.loads(body)
-    except ValueError as error:
-        raise Unprocessable([("", f"Invalid JSON: {error}")]) from None
-    try:
-        mapped = mapping.apply(payload)
-    except PayloadError as error:
-        raise Unprocessable([(error.field, str(error))]) from None
-    except MappingError:
-        log.exception("intake/%s.toml is broken", source)
-        raise
-    if isinstance(mapped, Ignored):
-        log.info("%s payload ignored: %s", source, mapped.reason)
-        return JSONResponse({"ignored": mapped.reason})
-    return await _start(request, mapped.document, mapping.origin)
-
-
-@router.post(
     "/accounts/{account_id}/events",
     status_code=202,
     summary="Facts about an account: milestones, tasks, engagement, champion, users, tickets",
@@ -120,46 +89,33 @@ async def webhook(request: Request, source: SourceName) -> JSONResponse:
 async def events(
     request: Request,
     account_id: AccountId,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    write: SourceWrite,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    from pydantic import ValidationError
-
-    from models.events import LIVES_ON, admit_events
-    from service.onboardings import signal_all
-
-    source = source_of(request)
-    body = await signed_body(request, source)
     try:
-        admitted = admit_events(body)
+        admitted = admit_events(write.body)
     except ValidationError as error:
         raise unprocessable(error) from None
-    signals = [event.signal(source) for event in admitted]
+    signals = [event.signal(write.source) for event in admitted]
+    ids = None
+    if idempotency_key is not None:
+        ids = _request_ids(write.source, account_id, idempotency_key, admitted)
     sent_to = await signal_all(
-        await state(request).client(),
-        account_id,
-        signals,
-        lives_on=LIVES_ON,
-        request_ids=_request_ids(source, account_id, idempotency_key, len(signals)),
+        await state(request).client(), account_id, signals, lives_on=LIVES_ON, request_ids=ids
     )
-    log.info("%d event(s) for %s from %s", len(signals), account_id, source)
+    log.info("%d event(s) for %s from %s", len(signals), account_id, write.source)
     return JSONResponse(
         {"accepted": len(signals), "sent_to": sorted(set(sent_to))}, status_code=202
     )
 
 
-def _request_ids(source: str, account: str, key: str | None, count: int) -> list[str] | None:
-    """One id per event of the list, the same each time the list comes with this key: the
-    server then takes each event once, however often the list is retried."""
-    if key is None:
-        return None
+def _request_ids(source: str, account: str, key: str, events: list[Event]) -> list[str]:
+    """One id per event, the same each time the same list comes with this key: the server
+    then takes each event once. Made of the event itself and its place, so a list edited
+    under the same key sends its changed events instead of dropping them."""
     check_key(key)
-    digests = (
-        hashlib.sha256(f"{source}\n{account}\n{key}\n{n}".encode()).digest() for n in range(count)
-    )
-    return [str(uuid.UUID(bytes=digest[:16])) for digest in digests]
-
-
-def check_key(key: str) -> None:
-    """An Idempotency-Key is printable text (it is hashed, never stored or logged)."""
-    if not key.strip() or not key.isprintable():
-        raise Unprocessable([("Idempotency-Key", "printable characters, not empty")])
+    ids = []
+    for n, event in enumerate(events):
+        text = f"{source}\n{account}\n{key}\n{n}\n{event.model_dump_json()}"
+        ids.append(str(uuid.UUID(bytes=hashlib.sha256(text.encode()).digest()[:16])))
+    return ids

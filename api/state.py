@@ -1,24 +1,35 @@
-"""What the API's routes share for the process's life: the settings, one Temporal client
-(connected at the first request that needs it, so the API starts, and says it is not ready,
-while Temporal is down), the secrets, the rate buckets, and who each request is."""
+"""What the API's routes share for the process's life, and who each request is.
+
+The state: the settings, one Temporal client (connected at the first request that needs it,
+so the API starts, and says it is not ready, while Temporal is down), the secrets, the
+signatures seen, the rate buckets. Who: the dependencies a route declares, `SourceWrite` or
+`WebhookWrite` (a system's signed write) and `Person` (a bearer token's name)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Path, Request
 
-from api.guards import RateLimit, Tokens, Verifier, json_body, read_claim, refuse
+from api.guards import (
+    RateLimit,
+    Replays,
+    Tokens,
+    Verifier,
+    json_body,
+    read_claim,
+    refuse,
+)
+from infra.settings import Settings, TemporalUnreachable, connect_temporal
 from models.door import SLUG_PATTERN
 from service.errors import Unavailable
 
 if TYPE_CHECKING:
     from temporalio.client import Client
-
-    from infra.settings import Settings
 
 SOURCE = "X-Source"  # which system signs a deal or an event (its secret, its rate)
 DEFAULT_SOURCE = "api"
@@ -32,14 +43,13 @@ class ApiState:
             secret.get_secret_value() if secret else None,
             settings.webhook_secrets.get_secret_value(),
         )
+        self.replays = Replays()
         self.tokens = Tokens(settings.api_tokens.get_secret_value())
         self.rate = RateLimit(settings.api_rate_limit)
         self._client: Client | None = None
         self._connecting = asyncio.Lock()
 
     async def client(self) -> Client:
-        from infra.settings import TemporalUnreachable, connect_temporal
-
         async with self._connecting:
             if self._client is None:
                 try:
@@ -54,20 +64,45 @@ def state(request: Request) -> ApiState:
     return found
 
 
-async def signed_body(request: Request, source: str) -> bytes:
-    """The body of a system's write, once its signature with `source`'s secret holds and the
-    source is within its rate; 401, 413, 415 or 429 otherwise."""
+@dataclass(frozen=True)
+class Signed:
+    """A system's write whose signature held: who sent it, and the bytes they signed."""
+
+    source: str
+    body: bytes
+
+
+async def _signed(request: Request, source: str) -> Signed:
+    """401 (no, malformed, stale or wrong signature; one made for another request), 413,
+    415 or 429; the time is checked before the body is read."""
     api = state(request)
     now = time.time()
     claim = read_claim(request.headers.get("x-signature"), now)
     body = await json_body(request)
     api.verifier.check(source, claim, body)
+    api.replays.check(claim, f"{request.method} {request.url.path} {source}", now)
     request.state.who = f"source:{source}"
     api.rate.take(f"source {source}", time.monotonic())
-    return body
+    return Signed(source, body)
 
 
-def person(request: Request) -> str:
+async def _source_write(request: Request) -> Signed:
+    """Deals and events: the source is the `X-Source` header (default `api`)."""
+    source = request.headers.get(SOURCE, DEFAULT_SOURCE).strip()
+    if not re.fullmatch(SLUG_PATTERN, source):
+        raise refuse(401, f"{SOURCE} must be a source name (lowercase letters, digits, hyphens)")
+    return await _signed(request, source)
+
+
+SourceName = Annotated[str, Path(pattern=SLUG_PATTERN, description="The CRM's mapping name.")]
+
+
+async def _webhook_write(request: Request, source: SourceName) -> Signed:
+    """A CRM's webhook: the source is the URL's."""
+    return await _signed(request, source)
+
+
+def _person(request: Request) -> str:
     """The name of the API token the request carries (401 without a valid one), within its
     rate; it is the `by` of what the person does."""
     api = state(request)
@@ -77,9 +112,6 @@ def person(request: Request) -> str:
     return name
 
 
-def source_of(request: Request) -> str:
-    """The `X-Source` header (default `api`): a name, or 401 before anything is read."""
-    source = request.headers.get(SOURCE, DEFAULT_SOURCE).strip()
-    if not re.fullmatch(SLUG_PATTERN, source):
-        raise refuse(401, f"{SOURCE} must be a source name (lowercase letters, digits, hyphens)")
-    return source
+SourceWrite = Annotated[Signed, Depends(_source_write)]
+WebhookWrite = Annotated[Signed, Depends(_webhook_write)]
+Person = Annotated[str, Depends(_person)]

@@ -225,10 +225,15 @@ async def signal_all(
         targets = [everboarding] * len(signals)
     ids: list[str | None] = list(request_ids) if request_ids else [None] * len(signals)
     for (name, arg), target, request_id in zip(signals, targets, ids, strict=True):
-        if request_id is None:
-            await target.signal(name, arg)
-        else:
-            await _signal_once(client, target.id, name, arg, request_id)
+        try:
+            if request_id is None:
+                await target.signal(name, arg)
+            else:
+                await _signal_once(client, target.id, name, arg, request_id)
+        except RPCError as error:
+            if is_not_found(error):  # it ended since we looked
+                raise Conflict(f"the {target.id} run has just ended; {name} was not sent") from None
+            raise
     return ["onboarding" if t is handle else "everboarding" for t in targets]
 
 

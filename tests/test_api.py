@@ -179,6 +179,27 @@ async def test_a_forged_stale_or_missing_signature_changes_nothing(
     assert not await exists(dev_env.client, account)
 
 
+def test_a_signature_made_for_one_account_is_refused_for_another(url: str) -> None:
+    """The signature covers the time and the body, not the URL: a captured events body sent
+    to another account within the five minutes is refused; the same request again is a
+    retry, and passes."""
+    assert httpx.post(f"{url}/v1/deals", **signed(deal("api-victim"))).status_code == 202
+    assert httpx.post(f"{url}/v1/deals", **signed(deal("api-sender"))).status_code == 202
+    captured = signed({"type": "engagement", "kind": "login"})
+    sent = httpx.post(f"{url}/v1/accounts/api-sender/events", **captured)
+    assert sent.status_code == 202
+    assert httpx.post(f"{url}/v1/accounts/api-sender/events", **captured).status_code == 202
+    replayed = httpx.post(f"{url}/v1/accounts/api-victim/events", **captured)
+    assert replayed.status_code == 401 and "another request" in replayed.json()["detail"]
+
+
+@pytest.mark.parametrize("header", ["t=" + "9" * 5000 + ",v1=" + "a" * 64, "t=1,v1=ü" * 3])
+def test_a_hostile_signature_header_is_a_401_not_a_crash(url: str, header: str) -> None:
+    arguments = signed(deal("api-hostile"))
+    arguments["headers"]["X-Signature"] = header.encode()  # as sent, UTF-8 and all
+    assert httpx.post(f"{url}/v1/deals", **arguments).status_code == 401
+
+
 def test_only_json_within_the_size_limit_is_read(url: str) -> None:
     as_form = signed(deal("api-form"))
     as_form["headers"]["Content-Type"] = "application/x-www-form-urlencoded"
@@ -188,15 +209,31 @@ def test_only_json_within_the_size_limit_is_read(url: str) -> None:
     answer = httpx.post(f"{url}/v1/deals", **signed(huge))
     assert answer.status_code == 413 and "256 KiB" in answer.json()["detail"]
 
+    # Without a Content-Length (chunked), the reading stops at the limit all the same.
+    chunked = signed(huge)
+    body = chunked.pop("content")
+    chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+    assert httpx.post(f"{url}/v1/deals", content=chunks, **chunked).status_code == 413
+
+    as_text = httpx.post(
+        f"{url}/v1/accounts/api-one/actions/pause",
+        content=b"reason=holiday",
+        headers=bearer() | {"Content-Type": "text/plain"},
+    )
+    assert as_text.status_code == 415
+
 
 # --- webhooks -----------------------------------------------------------------------------------
+
+
+# The same instant for every delivery of a payload: a retry is the same deal.
+yesterday = time.time() - 86400
 
 
 def example(name: str) -> Any:
     """A shipped example payload, its close dated yesterday (the door refuses dates over two
     years old, and the examples are fixed)."""
     data = json.loads((ROOT / "examples" / f"webhook-{name}.json").read_text())
-    yesterday = time.time() - 86400
     if "closedate" in data:
         data["closedate"] = str(int(yesterday * 1000))
     if "opportunity" in data:
@@ -321,6 +358,25 @@ def test_a_list_retried_with_its_idempotency_key_counts_once(url: str, env: dict
         time.sleep(0.2)
 
 
+def test_after_the_onboarding_engagement_goes_to_the_everboarding(url: str, env: dict) -> None:
+    assert httpx.post(f"{url}/v1/deals", **signed(deal("api-done"))).status_code == 202
+    journey = [
+        {"type": "contract_signed", "by": "ae-001"},
+        {"type": "kickoff_held"},
+        {"type": "integration_done"},
+        {"type": "review_passed"},
+    ]
+    assert events(url, "api-done", journey).status_code == 202
+    wait_for_stage(env, "api-done", "completed")
+
+    late = events(
+        url, "api-done", [{"type": "engagement", "kind": "login"}, {"type": "kickoff_held"}]
+    )
+    assert late.status_code == 409 and "kickoff_held no longer applies" in late.json()["detail"]
+    usage = events(url, "api-done", {"type": "engagement", "kind": "feature_used", "count": 3})
+    assert (usage.status_code, usage.json()["sent_to"]) == (202, ["everboarding"])
+
+
 # --- reads and actions --------------------------------------------------------------------------
 
 
@@ -419,8 +475,7 @@ def test_health_readiness_docs_and_logs(
         assert httpx.get(f"{down}/healthz").status_code == 200
         answer = httpx.get(f"{down}/readyz", timeout=30)
         assert answer.status_code == 503
-        assert "cannot reach Temporal" in answer.json()["temporal"]
-        assert answer.json()["database"] == "ok"
+        assert answer.json() == {"temporal": "unreachable", "database": "ok"}
 
 
 def test_a_source_over_its_rate_is_told_when_to_come_back(
@@ -430,6 +485,49 @@ def test_a_source_over_its_rate_is_told_when_to_come_back(
         answers = [httpx.get(f"{slow}/v1/onboardings", headers=bearer()) for _ in range(4)]
         assert [a.status_code for a in answers[:2]] == [200, 200]
         assert answers[-1].status_code == 429 and int(answers[-1].headers["Retry-After"]) >= 1
+
+        # A CRM's webhooks have their own bucket, whatever the tokens did.
+        other_stage = example("salesforce-other-stage")
+        webhooks = [
+            httpx.post(f"{slow}/v1/webhooks/salesforce", **signed(other_stage)) for _ in range(4)
+        ]
+        assert [w.status_code for w in webhooks[:2]] == [200, 200]
+        assert webhooks[-1].status_code == 429 and webhooks[-1].headers["Retry-After"]
+
+
+def test_a_database_behind_its_schema_makes_the_api_not_ready(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    unmigrated = env | {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"}
+    with api_running(unmigrated, tmp_path / "api.log") as api:
+        answer = httpx.get(f"{api}/readyz")
+        assert answer.status_code == 503
+        assert answer.json() == {"temporal": "ok", "database": "not migrated"}
+
+
+def test_a_broken_mapping_file_stops_the_api_at_its_start(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    intake = tmp_path / "intake"
+    shutil.copytree(ROOT / "intake", intake)
+    text = re.sub(
+        r"^\[closed_won\]", "[closed_wonn]", (intake / "hubspot.toml").read_text(), flags=re.M
+    )
+    (intake / "hubspot.toml").write_text(text)
+    result = subprocess.run(
+        [sys.executable, "api_server.py"],
+        cwd=ROOT,
+        env=env | {"INTAKE_DIR": str(intake)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "hubspot.toml" in result.stderr and "closed_won" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -345,9 +345,7 @@ def run_local_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     called = tmp_path / "temporal-was-called"
     (fake / "temporal").write_text(f"#!/bin/sh\ntouch {called}\n")
     (fake / "temporal").chmod(0o755)
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "CODEC_", "API_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "CODEC_", "API_"))}
     env["PATH"] = f"{fake}:{Path(sys.executable).parent}:{env['PATH']}"
     env |= {variable: str(free_port()) for variable in PORT_VARIABLES}
     yield env, called
