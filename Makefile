@@ -33,7 +33,8 @@ lock: install
 	$(PIP_COMPILE) $(LOCK_ARGS) --extra dev --constraint requirements.lock \
 		--output-file requirements-dev.lock pyproject.toml
 
-## run: the Temporal dev server (UI on :8233, state in .data/) and the worker, in the foreground
+## run: the Temporal dev server (UI on :8233, state in .data/), the codec server (:8081), the
+## HTTP API (:8000) and the worker, in the foreground
 run: install
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/run-local
 
