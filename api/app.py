@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from temporalio.service import RPCError, RPCStatusCode
 
-from api import accounts, intake
+from api import accounts, intake, schema
 from api.errors import Unprocessable
 from api.mapping import MappingError, load_mappings
 from api.state import ApiState, state
@@ -56,6 +56,7 @@ def build_app(settings: Settings) -> FastAPI:
     app.state.api = ApiState(settings)
     app.include_router(intake.router)
     app.include_router(accounts.router)
+    schema.install(app)
     _health(app)
     _refusals(app)
     app.middleware("http")(_access_log)

@@ -458,8 +458,13 @@ def test_health_readiness_docs_and_logs(
     assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
     assert assets and not [a for a in assets if a.startswith(("http:", "https:", "//"))]
     assert all(httpx.get(f"{url}{asset}").status_code == 200 for asset in assets)
-    paths = httpx.get(f"{url}/openapi.json").json()["paths"]
+    document = httpx.get(f"{url}/openapi.json").json()
+    paths = document["paths"]
     assert {"/v1/deals", "/v1/webhooks/{source}", "/v1/accounts/{account_id}/events"} <= set(paths)
+    # What to send, though the routes read the signed bytes themselves.
+    deal_body = paths["/v1/deals"]["post"]["requestBody"]["content"]["application/json"]
+    assert deal_body["schema"]["properties"]["champion"] == {"$ref": "#/components/schemas/Contact"}
+    assert "Contact" in document["components"]["schemas"]
 
     # Who acted is logged; what customers are called is not.
     assert httpx.get(f"{url}/v1/onboardings", headers=bearer()).status_code == 200
