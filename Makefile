@@ -73,6 +73,14 @@ BENCH_CLI_ARGS ?=
 bench-cli: install
 	$(PY) benchmarks/cli_startup.py $(BENCH_CLI_ARGS)
 
+## bench-intake: 1,000 signed deliveries to the API (20 % retries, 5 % forged) checked against
+## what Temporal started, and the same deals through starter.py: requests/s, p50/p99, ratios
+## (benchmarks/intake.py; e.g. BENCH_INTAKE_ARGS="--deliveries 200 --json i.json")
+BENCH_INTAKE_ARGS ?=
+.PHONY: bench-intake
+bench-intake: install
+	$(PY) benchmarks/intake.py $(BENCH_INTAKE_ARGS)
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .

@@ -1,18 +1,29 @@
-"""The journey benchmark's pure helpers (benchmarks/journeys_measure.py): /proc parsing,
-percentiles, rates and the report table. No servers."""
+"""The benchmarks' pure helpers: the journey benchmark's (benchmarks/journeys_measure.py)
+/proc parsing, percentiles, rates and the report table; the intake benchmark's
+(benchmarks/intake_plan.py) deliveries, how their answers are judged, and its CSV. No servers."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi import HTTPException
+
+from api.guards import Verifier, read_claim
+from models.deal_csv import read_deals
+from models.door import admit
+from models.journey import OnboardingRequest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from journeys_measure import (
+from intake_plan import SECRET, Kind, csv_row, deals, judge, plan, write_csv  # noqa: E402
+from journeys_measure import (  # noqa: E402
     Figure,
     cpu_seconds,
     parse_stat_cpu,
@@ -85,3 +96,69 @@ def test_threads_are_grouped_main_core_other() -> None:
     assert thread_group(10, 11, "tokio-runtime-w") == "core"
     assert thread_group(10, 12, "python") == "other"
     assert "main" in threads_cpu(os.getpid())
+
+
+# --- the intake benchmark ----------------------------------------------------------------------
+
+
+def test_a_thousand_deliveries_are_750_deals_200_retries_and_50_forged() -> None:
+    batch = plan(1000, seed=14)
+    kinds = Counter(delivery.kind for delivery in batch.deliveries)
+    assert kinds == {Kind.NEW: 750, Kind.RETRY: 200, Kind.WRONG_SECRET: 25, Kind.TAMPERED: 25}
+    assert len(set(batch.valid)) == 750 and len(set(batch.forged)) == 50
+    assert not set(batch.valid) & set(batch.forged)
+    first: dict[str, tuple[Kind, bytes]] = {}
+    for delivery in batch.deliveries:
+        kind, body = first.setdefault(delivery.account, (delivery.kind, delivery.body))
+        assert body == delivery.body  # a retry is the same bytes, as a CRM retries
+        assert kind is not Kind.RETRY  # a retry re-delivers an earlier deal
+    assert plan(1000, seed=14) == batch and plan(1000, seed=15) != batch
+
+
+def test_only_the_valid_deliveries_carry_a_signature_the_api_accepts() -> None:
+    verifier = Verifier(SECRET, {})
+    for delivery in plan(40, seed=1).deliveries:
+        arguments = delivery.request()
+        claim = read_claim(arguments["headers"]["X-Signature"], time.time())
+        if delivery.kind.forged:
+            with pytest.raises(HTTPException) as refused:
+                verifier.check("api", claim, arguments["content"])
+            assert refused.value.status_code == 401
+        else:
+            verifier.check("api", claim, arguments["content"])
+            assert arguments["content"] == delivery.body
+
+
+def test_each_deal_must_get_one_202_whichever_delivery_won_the_race() -> None:
+    batch = plan(20, seed=3)  # 15 deals, 4 retries, 1 forged
+    right = [401 if d.kind.forged else 202 if d.kind is Kind.NEW else 200 for d in batch.deliveries]
+    assert judge(batch, right) == []
+    # A retry answered 202 and the first delivery 200: they raced, and that is right too.
+    retry = next(i for i, d in enumerate(batch.deliveries) if d.kind is Kind.RETRY)
+    new = next(
+        i
+        for i, d in enumerate(batch.deliveries)
+        if d.kind is Kind.NEW and d.account == batch.deliveries[retry].account
+    )
+    raced = list(right)
+    raced[retry], raced[new] = 202, 200
+    assert judge(batch, raced) == []
+
+    twice = list(right)
+    twice[retry] = 202
+    forged = next(i for i, d in enumerate(batch.deliveries) if d.kind.forged)
+    twice[forged] = 202
+    problems = judge(batch, twice)
+    assert len(problems) == 2
+    assert "not 401" in problems[0] and "[202, 202]" in problems[1]
+
+
+def test_the_cli_is_given_the_same_deals_as_the_api(tmp_path: Path) -> None:
+    documents = deals("cli", 3)
+    assert [d["account_id"] for d in documents] == ["cli-0001", "cli-0002", "cli-0003"]
+    assert csv_row(documents[0])["champion_email"] == documents[0]["champion"]["email"]
+    read, errors = read_deals(write_csv(tmp_path / "deals.csv", documents))
+    assert errors == []
+    assert [deal.request for deal in read] == [
+        admit(OnboardingRequest, json.dumps(d)) for d in documents
+    ]
