@@ -24,7 +24,7 @@ from api.state import SourceName, SourceWrite, WebhookWrite, state
 from models.door import SLUG_PATTERN, admit
 from models.events import LIVES_ON, Event, admit_events
 from models.journey import OnboardingRequest
-from service.deals import Playbooks, Start, Started, start_deal
+from service.deals import Start, Started, start_deal
 from service.errors import NotFound
 from service.onboardings import signal_all
 
@@ -67,8 +67,7 @@ async def _start(request: Request, document: Any, origin: Origin | None = None) 
         deal = admit(OnboardingRequest, document)
     except ValidationError as error:
         raise unprocessable(error, origin) from None
-    # Read at each deal, as `starter.py start` does: a playbook edit applies to the next.
-    started = await start_deal(await api.client(), deal, Playbooks(api.settings))
+    started = await start_deal(await api.client(), deal, api.playbooks())
     log.info("deal for %s: %s", started.account_id, started.outcome)
     return _started(request, started)
 

@@ -3,6 +3,8 @@ per-source secret), tokens, the rate buckets, and events checked as a whole."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi import HTTPException
 from pydantic import ValidationError
@@ -11,6 +13,7 @@ from api.guards import RateLimit, Tokens, Verifier, read_claim, sign, signature_
 from models.events import MAX_EVENTS, admit_events
 from models.journey import Engagement, MilestoneSignal
 from models.playbook import format_validation_error
+from tests.conftest import ROOT
 
 NOW = 1_796_000_000.0
 BODY = b'{"account_id": "acme"}'
@@ -112,3 +115,19 @@ def test_a_wrong_event_is_named(body: bytes, said: str) -> None:
     with pytest.raises(ValidationError) as refused:
         admit_events(body)
     assert said in format_validation_error(refused.value)
+
+
+def test_the_api_reads_the_playbooks_again_only_after_an_edit(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from api.state import ApiState
+    from infra.settings import Settings
+
+    shutil.copytree(ROOT / "playbooks", tmp_path / "playbooks")
+    api = ApiState(Settings(playbook_dir=tmp_path / "playbooks"))
+    first = api.playbooks()
+    assert api.playbooks() is first
+    edited = tmp_path / "playbooks" / "standard.toml"
+    os.utime(edited, (edited.stat().st_atime, edited.stat().st_mtime + 10))
+    assert api.playbooks() is not first
