@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -21,6 +22,7 @@ from api.errors import Unprocessable
 from api.mapping import MappingError, load_mappings
 from api.state import ApiState, state
 from infra.settings import Settings, SettingsError
+from portal import pages
 from service.errors import ServiceError
 
 log = logging.getLogger("api")
@@ -56,6 +58,9 @@ def build_app(settings: Settings) -> FastAPI:
     app.state.api = ApiState(settings)
     app.include_router(intake.router)
     app.include_router(accounts.router)
+    app.include_router(pages.router)
+    app.mount(pages.STATIC_URL, StaticFiles(directory=pages.STATIC), name="portal-static")
+    app.add_exception_handler(pages.Refused, pages.refused_page)
     schema.install(app)
     _health(app)
     _refusals(app)
@@ -152,14 +157,19 @@ async def _access_log(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
     """One line a request: who (the token's name or the signing source), what, the answer.
-    The path holds account ids, never customer data; bodies are never logged."""
+    The path holds account ids, never customer data, and a portal link's token is left out
+    (it opens the page); bodies are never logged. The portal's pages get their headers."""
     started = time.perf_counter()
     response = await call_next(request)
+    path = request.url.path
+    if path.startswith("/portal/"):
+        response.headers.update(pages.HEADERS)
+        path = "/portal/<link>" + "".join("/" + part for part in path.split("/")[3:])
     log.info(
         "%s %s %s %d %.0f ms",
         getattr(request.state, "who", "-"),
         request.method,
-        request.url.path,
+        path,
         response.status_code,
         (time.perf_counter() - started) * 1000,
     )

@@ -30,6 +30,7 @@ from service.deals import Playbooks
 from service.errors import Unavailable
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
     from temporalio.client import Client
 
 SOURCE = "X-Source"  # which system signs a deal or an event (its secret, its rate)
@@ -50,6 +51,15 @@ class ApiState:
         self._client: Client | None = None
         self._connecting = asyncio.Lock()
         self._playbooks: tuple[tuple[float, ...], Playbooks] | None = None
+        self._engine: Engine | None = None
+
+    def engine(self) -> Engine:
+        """The app database (the portal's revocations and the roster), opened at first use."""
+        if self._engine is None:
+            from infra.db import make_engine
+
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
 
     def playbooks(self) -> Playbooks:
         """The playbooks and academy, read again only when a file in the folder changed: the

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     api_rate_limit: float = Field(default=50, gt=0, le=100_000)
     intake_dir: Path = ROOT / "intake"
 
+    # The customer's portal page (served by the API): the address its links start with, the
+    # secret they are signed with (PORTAL_SECRET, else the file `make run` writes), and how
+    # long a link opens. The worker puts links in mails; the CLI prints them.
+    portal_url: str = "http://localhost:8000"
+    portal_secret: SecretStr | None = None
+    portal_secret_file: Path = DATA_DIR / "portal-secret"
+    portal_link_days: int = Field(default=30, ge=1, le=365)
+
     @field_validator("encryption_keys")
     @classmethod
     def _valid_keys(cls, value: SecretStr | None) -> SecretStr | None:
@@ -189,7 +197,26 @@ class Settings(BaseSettings):
                 raise ValueError(f"the secret of {name!r} is shorter than {MIN_SECRET} characters")
         return value
 
-    @field_validator("webhook_secret")
+    @field_validator("portal_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if scheme not in ("http", "https") or not sep or not rest:
+            raise ValueError(f"{value!r} is not an address like https://onboarding.example.com")
+        return value.rstrip("/")
+
+    def portal_key(self) -> str | None:
+        """The portal links' secret, or None: no links (mails go without one)."""
+        if self.portal_secret is not None:
+            return self.portal_secret.get_secret_value()
+        path = self.portal_secret_file
+        if not path.exists():
+            return None
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyRingError(f"{path} is readable by others: `chmod 600 {path}`")
+        return path.read_text().strip() or None
+
+    @field_validator("webhook_secret", "portal_secret")
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value():
@@ -225,6 +252,7 @@ SECRET_SETTINGS = {
     "codec_server_token",
     "webhook_secret",
     "webhook_secrets",
+    "portal_secret",
     "api_tokens",
     "chat_urls",
     "database_url",  # it can carry a password

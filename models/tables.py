@@ -238,3 +238,14 @@ class AcademyGrant(SQLModel, table=True):
     name: str
     courses: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     granted_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class PortalAccess(SQLModel, table=True):
+    """An account's portal links issued before `revoked_before` no longer open
+    (`starter.py portal-link ACCOUNT --revoke`); no row: every unexpired link opens."""
+
+    __tablename__ = "portal_access"
+
+    account_id: str = Field(primary_key=True)
+    revoked_before: datetime = Field(sa_type=UtcDateTime)
+    revoked_by: str

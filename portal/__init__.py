@@ -1,0 +1,2 @@
+"""The customer's page: signed links to it (links.py), what it shows (view.py), and its
+routes (pages.py, served by the HTTP API)."""

@@ -1,0 +1,273 @@
+"""The customer's page, served by the HTTP API: `GET /portal/{token}`, and the forms on it
+(a customer task done, people added). A link that does not open (forged, tampered, expired,
+revoked, or for no onboarding) is a 403 that shows nothing of any account.
+
+Every form carries a CSRF token made from the link, and every action is a signal with a
+request id of its own making, which Temporal takes once: a double click does one thing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from pydantic import ValidationError
+
+from api.guards import refuse
+from api.state import ApiState, state
+from models.door import admit
+from models.enums import Stage
+from models.journey import UsersAdded
+from models.onboarding import OnboardingStatus
+from models.playbook import format_validation_error
+from portal import access, links, view
+from service.errors import NotFound
+from service.onboardings import signal_all, status
+from workflows.contract import Signals
+
+router = APIRouter(prefix="/portal", include_in_schema=False)
+STATIC = Path(__file__).parent / "static"
+STATIC_URL = "/portal-static"
+MAX_FORM = 16 * 1024
+
+# What the page names, in words (the gettext catalogs translate them).
+STAGE_NAMES = {
+    Stage.DEPART: "Contract",
+    Stage.HANDOFF: "Handover to your CSM",
+    Stage.KICKOFF: "Kickoff",
+    Stage.ADOPT: "Set-up and first use",
+    Stage.REVIEW: "Review",
+    Stage.EXPAND: "Next steps",
+}
+OWNER_NAMES = {"customer": "You", "csm": "Your CSM", "se": "Our solutions engineer"}
+OUTLOOK_NAMES = {
+    "ON_TRACK": "on track",
+    "BEHIND": "behind plan",
+    "STUCK": "stalled",
+    "LIVE": "live",
+}
+# The page is a customer's private view: kept out of search engines, frames, caches and
+# other sites' Referer headers; it runs no script and loads only its own stylesheet.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Cache-Control": "no-store",
+}
+NOTICES = {
+    "task": "Marked done: {}. Thank you!",
+    "users": "Invitations are on their way to {} new people.",
+}
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",)),
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    env.filters["day"] = lambda value: f"{value.day} {value:%b %Y}" if value else ""
+    env.filters["days"] = _days
+    return env
+
+
+def _days(value: timedelta) -> str:
+    days = max(1, round(value / timedelta(days=1)))
+    return f"{days} day" + ("" if days == 1 else "s")
+
+
+TEMPLATES = _environment()
+
+
+@dataclass(frozen=True)
+class Opened:
+    token: str
+    grant: links.Grant
+    status: OnboardingStatus
+    by: str  # who acts, for the record: the champion by name, else the customer
+
+
+async def _open(request: Request, token: str) -> Opened:
+    """The link's onboarding, or a 403 page (raised as Refused)."""
+    api = state(request)
+    secret = api.settings.portal_key()
+    now = datetime.now(UTC)
+    if secret is None:
+        raise Refused()
+    try:
+        grant = links.read(secret, token, now)
+    except links.Refused:
+        raise Refused() from None
+    if await asyncio.to_thread(access.revoked, api.engine(), grant.account_id, grant.issued_at):
+        raise Refused()
+    try:
+        found = await status(await api.client(), grant.account_id)
+    except NotFound:
+        raise Refused() from None
+    champion = found.champion
+    is_champion = champion is not None and links.contact_key(champion.email) == grant.contact
+    by = champion.name if is_champion and champion else "customer (portal)"
+    return Opened(token, grant, found, by)
+
+
+class Refused(Exception):
+    """A link that does not open."""
+
+
+def refused_page(request: Request, exc: Exception) -> HTMLResponse:
+    html = TEMPLATES.get_template("refused.html.j2").render(lang="en", static=STATIC_URL)
+    return HTMLResponse(html, status_code=403)
+
+
+def _csrf(secret: str, token: str) -> str:
+    return hmac.new(secret.encode(), b"portal-form:" + token.encode(), hashlib.sha256).hexdigest()
+
+
+@router.get("/{token}")
+async def show(request: Request, token: str) -> HTMLResponse:
+    opened = await _open(request, token)
+    said, what = request.query_params.get("said"), request.query_params.get("what", "")
+    notice = NOTICES[said].format(what[:200]) if said in NOTICES else None
+    return await _render(request, opened, notice=notice)
+
+
+async def _render(
+    request: Request, opened: Opened, *, status_code: int = 200, **more: Any
+) -> HTMLResponse:
+    api = state(request)
+    found = opened.status
+    team = _team(api)
+    helper = await asyncio.to_thread(access.helper, api.engine(), found.csm_id, team)
+    playbook = api.playbooks().playbook(found.playbook).resolve(found.playbook, found.touch_model)
+    page = view.page(found, playbook, datetime.now(UTC))
+    template = "closed.html.j2" if page.closed else "page.html.j2"
+    html = TEMPLATES.get_template(template).render(
+        lang="en",
+        static=STATIC_URL,
+        base=f"/portal/{opened.token}",
+        csrf=_csrf(api.settings.portal_key() or "", opened.token),
+        page=page,
+        helper=helper,
+        stage_names=STAGE_NAMES,
+        owner_names=OWNER_NAMES,
+        outlook_names=OUTLOOK_NAMES,
+        notice=more.pop("notice", None),
+        users_error=more.pop("users_error", None),
+        users_given=more.pop("users_given", ""),
+    )
+    return HTMLResponse(html, status_code=status_code)
+
+
+def _team(api: ApiState) -> access.Helper:
+    name, email = parseaddr(api.settings.mail_from)
+    return access.Helper(name or "Customer success", email, team=True)
+
+
+async def _form(request: Request, opened: Opened) -> dict[str, str]:
+    """The form's fields, once its CSRF token matches the link's (403 otherwise)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise refuse(415, "send the page's form")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise refuse(413, "the form is too large")
+    fields = {key: values[0] for key, values in parse_qs(body.decode(errors="replace")).items()}
+    expected = _csrf(state(request).settings.portal_key() or "", opened.token)
+    if not hmac.compare_digest(expected.encode(), fields.get("csrf", "").encode()):
+        raise Refused()
+    return fields
+
+
+def _request_id(*parts: str) -> str:
+    digest = hashlib.sha256("\n".join(("portal", *parts)).encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16]))
+
+
+def _back(opened: Opened, said: str, what: str) -> Response:
+    return RedirectResponse(
+        f"/portal/{opened.token}?said={said}&what={quote(what)}", status_code=303
+    )
+
+
+@router.post("/{token}/tasks/{task_id}")
+async def task_done(request: Request, token: str, task_id: str) -> Response:
+    from models.journey import TaskSignal
+
+    opened = await _open(request, token)
+    await _form(request, opened)
+    task = next((t for t in opened.status.tasks if t.id == task_id), None)
+    if task is None or task.owner != view.CUSTOMER:
+        raise refuse(403, "this step is not yours to tick off")
+    if task.done_at is None:
+        signal = TaskSignal(task_id=task.id, by=opened.by)
+        account = opened.grant.account_id
+        await signal_all(
+            await state(request).client(),
+            account,
+            [(Signals.TASK_DONE, signal)],
+            lives_on=set(),
+            request_ids=[_request_id(account, "task", task.id)],
+        )
+        await _settled(request, account, lambda s: _done(s, task.id))
+    return _back(opened, "task", task.title)
+
+
+def _done(found: OnboardingStatus, task_id: str) -> bool:
+    return any(t.id == task_id and t.done_at for t in found.tasks)
+
+
+@router.post("/{token}/users")
+async def users(request: Request, token: str) -> Response:
+    opened = await _open(request, token)
+    given = (await _form(request, opened)).get("users", "")
+    people = []
+    for line in [line.strip() for line in given.splitlines() if line.strip()][:50]:
+        name, email = parseaddr(line)
+        people.append({"name": name or email.split("@")[0] or line, "email": email or line})
+    try:
+        added = admit(UsersAdded, {"users": people, "by": opened.by})
+    except ValidationError as error:
+        return await _render(
+            request,
+            opened,
+            status_code=422,
+            users_error=format_validation_error(error),
+            users_given=given,
+        )
+    account = opened.grant.account_id
+    emails = sorted(user.email.lower() for user in added.users)
+    await signal_all(
+        await state(request).client(),
+        account,
+        [(Signals.USERS_ADDED, added)],
+        lives_on=set(),
+        request_ids=[_request_id(account, "users", *emails)],
+    )
+    return _back(opened, "users", str(len(emails)))
+
+
+async def _settled(request: Request, account: str, check: Any, within: float = 3.0) -> None:
+    """Wait (briefly) until the onboarding shows what was just sent, so the page the
+    customer comes back to shows it too; a slow worker only delays that, not the action."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check(await status(await state(request).client(), account)):
+            return
+        await asyncio.sleep(0.1)

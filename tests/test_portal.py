@@ -1,0 +1,213 @@
+"""The customer's portal page as a customer opens it: a link from `starter.py portal-link`,
+`api_server.py` and the worker on the dev server, spoken to over HTTP (httpx). What the page
+shows, what the customer can do, and that a link which should not open shows nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from api.guards import signature_header
+from portal.links import issue
+from tests.conftest import (
+    ROOT,
+    api_running,
+    app_environment,
+    starter,
+    status_json,
+    wait_for_stage,
+    worker_running,
+)
+
+SECRET = "shared-secret-0123456789"
+PORTAL_SECRET = "portal-secret-0123456789abc"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    dev_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, str], str, Path]]:
+    folder = tmp_path_factory.mktemp("portal")
+    env = app_environment(dev_env.client.service_client.config.target_host, folder) | {
+        "WEBHOOK_SECRET": SECRET,
+        "API_TOKENS": json.dumps({"ops": "ops-token-0123456789abcdef"}),
+        "PORTAL_SECRET": PORTAL_SECRET,
+    }
+    with worker_running(env, folder / "worker.log"), api_running(env, folder / "api.log") as url:
+        yield env | {"PORTAL_URL": url}, url, folder / "api.log"
+
+
+def start(url: str, env: dict[str, str], account: str, *events: str) -> None:
+    deal = json.loads((ROOT / "examples" / "deal-acme.json").read_text())
+    body = json.dumps(deal | {"account_id": account}).encode()
+    headers = {"Content-Type": "application/json", "X-Signature": signature_header(SECRET, body)}
+    assert httpx.post(f"{url}/v1/deals", content=body, headers=headers).status_code == 202
+    if events:
+        data = json.dumps([{"type": event} for event in events]).encode()
+        headers["X-Signature"] = signature_header(SECRET, data)
+        answer = httpx.post(f"{url}/v1/accounts/{account}/events", content=data, headers=headers)
+        assert answer.status_code == 202, answer.text
+
+
+def link(env: dict[str, str], account: str, *options: str) -> str:
+    result = starter(env, "portal-link", account, *options)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def form(page: httpx.Response, action: str) -> dict[str, str]:
+    """The CSRF field of the page's form posting to `action`."""
+    match = re.search(
+        rf'action="{re.escape(action)}">\s*<input type="hidden" name="csrf" value="(\w+)"',
+        page.text,
+    )
+    assert match, f"no form for {action}"
+    return {"csrf": match[1]}
+
+
+def test_the_customer_sees_their_plan_and_ticks_their_own_task(
+    stack: tuple[dict[str, str], str, Path],
+) -> None:
+    env, url, log = stack
+    start(url, env, "portal-one", "contract_signed", "kickoff_held")
+    wait_for_stage(env, "portal-one", "adopt")
+    address = link(env, "portal-one")
+    assert address.startswith(f"{url}/portal/portal-one.")
+
+    page = httpx.get(address)
+    assert page.status_code == 200
+    assert "Acme Logistics GmbH" in page.text
+    assert re.search(r'class="current" aria-current="step">\s*<span class="name">Set-up', page.text)
+    assert "Expected go-live:" in page.text
+    for header, value in (
+        ("X-Frame-Options", "DENY"),
+        ("X-Robots-Tag", "noindex, nofollow"),
+        ("Referrer-Policy", "no-referrer"),
+        ("Cache-Control", "no-store"),
+    ):
+        assert page.headers[header] == value
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+    path = address.removeprefix(url)
+    done = httpx.post(f"{address}/tasks/add-users", data=form(page, f"{path}/tasks/add-users"))
+    assert done.status_code == 303
+    again = httpx.post(f"{address}/tasks/add-users", data=form(page, f"{path}/tasks/add-users"))
+    assert again.status_code == 303  # a double click: one thing done
+    shown = httpx.get(url + done.headers["location"])
+    assert re.search(r'role="status">Marked done: [^<]+\. Thank you!', shown.text)
+    assert re.search(r'class="done">\s*<div>\s*<span class="title">', shown.text)
+    task = next(t for t in status_json(env, "portal-one")["tasks"] if t["id"] == "add-users")
+    assert task["done_at"] and task["done_by"] == "Kenji Mori"
+
+    # The solutions engineer's task is not the customer's to tick, whatever the form says.
+    theirs = httpx.post(
+        f"{address}/tasks/integration-test", data=form(page, f"{path}/tasks/add-users")
+    )
+    assert theirs.status_code == 403
+    forged = httpx.post(f"{address}/tasks/configure", data={"csrf": "0" * 64})
+    assert forged.status_code == 403
+    task = next(t for t in status_json(env, "portal-one")["tasks"] if t["id"] == "configure")
+    assert task["done_at"] is None
+
+    # The link opens the page; it is never written to the log.
+    assert address.rsplit("/", 1)[1] not in log.read_text()
+
+
+def test_people_added_get_invited_and_a_wrong_address_is_named(
+    stack: tuple[dict[str, str], str, Path],
+) -> None:
+    env, url, _ = stack
+    start(url, env, "portal-users", "contract_signed", "kickoff_held")
+    wait_for_stage(env, "portal-users", "adopt")
+    address = link(env, "portal-users")
+    path = address.removeprefix(url)
+    page = httpx.get(address)
+    before = len(status_json(env, "portal-users")["academy_users"])
+
+    wrong = httpx.post(
+        f"{address}/users", data=form(page, f"{path}/users") | {"users": "ana@\nbo@x.example"}
+    )
+    assert wrong.status_code == 422
+    assert "users.0.email" in wrong.text and "ana@" in wrong.text  # kept in the form
+
+    added = httpx.post(
+        f"{address}/users",
+        data=form(page, f"{path}/users")
+        | {"users": "Ana Ruiz <ana@acme.example>\nbo@acme.example"},
+    )
+    assert added.status_code == 303
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
+    while len(status_json(env, "portal-users")["academy_users"]) < before + 2:
+        assert datetime.now(UTC) < deadline, "the new users got no academy access"
+
+
+def test_a_link_that_should_not_open_shows_nothing(
+    stack: tuple[dict[str, str], str, Path],
+) -> None:
+    env, url, _ = stack
+    start(url, env, "portal-a")
+    start(url, env, "portal-b")
+    wait_for_stage(env, "portal-a", "depart")
+    good = link(env, "portal-a")
+    token = good.rsplit("/", 1)[1]
+    now = datetime.now(UTC)
+    refused = {
+        "tampered": good[:-1] + ("0" if good[-1] != "0" else "1"),
+        "another account's": f"{url}/portal/" + token.replace("portal-a", "portal-b", 1),
+        "expired": f"{url}/portal/"
+        + issue(
+            PORTAL_SECRET,
+            "portal-a",
+            "kenji.mori@acme-logistics.example",
+            now - timedelta(days=40),
+            timedelta(days=30),
+        ),
+        "another secret's": f"{url}/portal/"
+        + issue("not-our-secret-0123456789", "portal-a", "x@y.example", now, timedelta(days=1)),
+        "no onboarding's": f"{url}/portal/"
+        + issue(PORTAL_SECRET, "nobody-here", "x@y.example", now, timedelta(days=1)),
+        "junk": f"{url}/portal/..%2F..%2Fetc%2Fpasswd",
+    }
+    for why, address in refused.items():
+        answer = httpx.get(address)
+        assert answer.status_code in (403, 404), why
+        assert "Acme" not in answer.text and "portal-a" not in answer.text, why
+
+    # Revoking cuts every earlier link off; the fresh one opens.
+    fresh = link(env, "portal-a", "--revoke")
+    assert httpx.get(good).status_code == 403
+    assert httpx.get(fresh).status_code == 200
+
+
+def test_a_cancelled_onboarding_shows_a_polite_closed_page(
+    stack: tuple[dict[str, str], str, Path],
+) -> None:
+    env, url, _ = stack
+    start(url, env, "portal-gone")
+    wait_for_stage(env, "portal-gone", "depart")
+    address = link(env, "portal-gone")
+    cancel = starter(env, "cancel", "portal-gone", "--reason", "price", "--by", "csm-007")
+    assert cancel.returncode == 0, cancel.stderr
+    wait_for_stage(env, "portal-gone", "cancelled")
+    page = httpx.get(address)
+    assert page.status_code == 200
+    assert "This onboarding has ended." in page.text and "Mark done" not in page.text
+
+
+def test_portal_link_names_what_is_wrong(stack: tuple[dict[str, str], str, Path]) -> None:
+    env, _, _ = stack
+    unknown = starter(env, "portal-link", "nobody-here")
+    assert unknown.returncode == 1 and "no onboarding for account nobody-here" in unknown.stderr
+    bad = starter(env, "portal-link", "portal-a", "--contact", "not-an-address")
+    assert bad.returncode == 2 and "not an email address" in bad.stderr
+    no_secret = starter(
+        env | {"PORTAL_SECRET": "", "PORTAL_SECRET_FILE": "/nonexistent"}, "portal-link", "x"
+    )
+    assert no_secret.returncode == 1 and "PORTAL_SECRET" in no_secret.stderr
