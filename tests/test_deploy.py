@@ -38,6 +38,7 @@ REQUIRED_SECRETS = (
     "CODEC_SERVER_TOKEN",
     "WEBHOOK_SECRET",
     "API_TOKENS",
+    "PORTAL_SECRET",
 )
 SECRET_NAME = re.compile(r"PASSWORD|PWD|TOKEN|SECRET|KEYS?$|CHAT_URLS")
 
@@ -79,6 +80,7 @@ SECRETS = {
     "CODEC_SERVER_TOKEN": "codec-token-secret",
     "WEBHOOK_SECRET": "webhook-secret-0123456789",
     "API_TOKENS": '{"ops": "api-token-0123456789"}',
+    "PORTAL_SECRET": "portal-secret-0123456789",
 }
 
 
@@ -156,6 +158,7 @@ def test_each_secret_reaches_only_the_services_that_need_it() -> None:
         "CODEC_SERVER_TOKEN": {"codec-server"},
         "WEBHOOK_SECRET": {"api"},
         "API_TOKENS": {"api"},
+        "PORTAL_SECRET": {"api", "worker"},
     }
     url = services["worker"]["environment"]["DATABASE_URL"]
     assert url == "postgresql://onboarding:app-db-secret@app-db:5432/onboarding"
