@@ -5,7 +5,9 @@ shows, what the customer can do, and that a link which should not open shows not
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -211,3 +213,49 @@ def test_portal_link_names_what_is_wrong(stack: tuple[dict[str, str], str, Path]
         env | {"PORTAL_SECRET": "", "PORTAL_SECRET_FILE": "/nonexistent"}, "portal-link", "x"
     )
     assert no_secret.returncode == 1 and "PORTAL_SECRET" in no_secret.stderr
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+    reason="Debian's chromium is not installed (.ci/run installs it: apt-get install chromium)",
+)
+def test_in_a_browser_on_a_phone_and_a_desktop(stack: tuple[dict[str, str], str, Path]) -> None:
+    """As the champion opens it: the page reads at 360 px and at desktop width, the task is
+    ticked with a click (by keyboard, as the button is reached with Tab), and it shows done."""
+    from playwright.sync_api import expect, sync_playwright
+
+    env, url, _ = stack
+    start(url, env, "portal-browser", "contract_signed", "kickoff_held")
+    wait_for_stage(env, "portal-browser", "adopt")
+    address = link(env, "portal-browser")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        phone = browser.new_page(viewport={"width": 360, "height": 780})
+        phone.goto(address)
+        expect(phone.get_by_role("heading", name="Acme Logistics GmbH")).to_be_visible()
+        expect(phone.locator('[aria-current="step"]')).to_contain_text("Set-up and first use")
+        # Nothing wider than the phone: no sideways scrolling.
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+        phone.screenshot(path=ARTIFACTS / "portal-phone.png", full_page=True)
+
+        button = phone.get_by_role("button", name="Mark done: Invite your team")
+        if not button.count():  # the playbook's title for add-users
+            button = phone.locator('form[action$="/tasks/add-users"] button')
+        button.focus()
+        phone.keyboard.press("Enter")
+        expect(phone.get_by_role("status")).to_contain_text("Marked done")
+        expect(phone.locator('form[action$="/tasks/add-users"]')).to_have_count(0)
+        phone.screenshot(path=ARTIFACTS / "portal-phone-done.png", full_page=True)
+
+        desktop = browser.new_page(viewport={"width": 1280, "height": 900})
+        desktop.goto(address)
+        expect(desktop.get_by_text("Expected go-live:")).to_be_visible()
+        desktop.screenshot(path=ARTIFACTS / "portal-desktop.png", full_page=True)
+        browser.close()
