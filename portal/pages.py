@@ -33,7 +33,7 @@ from models.onboarding import OnboardingStatus
 from models.playbook import format_validation_error
 from portal import access, links, view
 from service.errors import NotFound
-from service.onboardings import signal_all, status
+from service.onboardings import everboarding, signal_all, status
 from workflows.contract import Signals
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -154,7 +154,10 @@ async def _render(
     team = _team(api)
     helper = await asyncio.to_thread(access.helper, api.engine(), found.csm_id, team)
     playbook = api.playbooks().playbook(found.playbook).resolve(found.playbook, found.touch_model)
-    page = view.page(found, playbook, datetime.now(UTC))
+    lives_on = None
+    if found.stage is Stage.COMPLETED:
+        lives_on = await everboarding(await api.client(), found.account_id)
+    page = view.page(found, playbook, datetime.now(UTC), lives_on)
     template = "closed.html.j2" if page.closed else "page.html.j2"
     html = TEMPLATES.get_template(template).render(
         lang="en",

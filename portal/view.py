@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from models.enums import JOURNEY, Stage
+from models.everboarding import EverboardingStatus
 from models.journey import TaskStatus
 from models.onboarding import OnboardingStatus
 from models.playbook import Playbook
@@ -80,10 +81,16 @@ class Page:
     projection: Projection | None
     paused: bool
     users: int = 0
-    notes: list[str] = field(default_factory=list)
+    next_digest_at: datetime | None = None  # after completion: the everboarding's
+    next_courses: list[str] = field(default_factory=list)
 
 
-def page(status: OnboardingStatus, playbook: Playbook, now: datetime) -> Page:
+def page(
+    status: OnboardingStatus,
+    playbook: Playbook,
+    now: datetime,
+    lives_on: EverboardingStatus | None = None,
+) -> Page:
     closed = status.stage in (Stage.CANCELLED, Stage.LAPSED)
     return Page(
         account_name=status.account_name,
@@ -100,6 +107,8 @@ def page(status: OnboardingStatus, playbook: Playbook, now: datetime) -> Page:
         projection=None if closed else project(status, playbook, now),
         paused=status.paused_since is not None,
         users=len(status.academy_users),
+        next_digest_at=lives_on.next_digest_at if lives_on else None,
+        next_courses=[course.title for course in lives_on.next_courses] if lives_on else [],
     )
 
 

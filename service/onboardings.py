@@ -35,6 +35,7 @@ from workflows.contract import (
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from models.everboarding import EverboardingStatus
     from service.views import OnboardingLine, StatusReport
 
 R = TypeVar("R")
@@ -106,6 +107,23 @@ async def status(client: Client, account: str) -> StatusReport:
         workflow_status=status_name((await handle.describe()).status),
         everboarding_status=await _run_status(client, onboarding.everboarding_workflow_id),
     )
+
+
+async def everboarding(client: Client, account: str) -> EverboardingStatus | None:
+    """The account's running everboarding's status query, or None (none runs)."""
+    from models.everboarding import EverboardingStatus
+
+    handle = client.get_workflow_handle(everboarding_id(account))
+    try:
+        if not await running(handle):
+            return None
+        return await handle.query(
+            Queries.STATUS, result_type=EverboardingStatus, rpc_timeout=QUERY_TIMEOUT
+        )
+    except RPCError as error:
+        if is_not_found(error):
+            return None
+        raise
 
 
 async def _run_status(client: Client, workflow_id: str | None) -> str | None:

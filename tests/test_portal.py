@@ -203,6 +203,27 @@ def test_a_cancelled_onboarding_shows_a_polite_closed_page(
     assert "This onboarding has ended." in page.text and "Mark done" not in page.text
 
 
+def test_after_go_live_the_page_shows_what_comes_next(
+    stack: tuple[dict[str, str], str, Path],
+) -> None:
+    env, url, _ = stack
+    start(
+        url,
+        env,
+        "portal-live",
+        "contract_signed",
+        "kickoff_held",
+        "integration_done",
+        "review_passed",
+    )
+    status = wait_for_stage(env, "portal-live", "completed")
+    assert status["everboarding_status"] == "running"
+    page = httpx.get(link(env, "portal-live"))
+    assert page.status_code == 200
+    assert "You are live." in page.text and "Your next digest:" in page.text
+    assert "Live since" not in page.text and "Add people" not in page.text
+
+
 def test_portal_link_names_what_is_wrong(stack: tuple[dict[str, str], str, Path]) -> None:
     env, _, _ = stack
     unknown = starter(env, "portal-link", "nobody-here")
