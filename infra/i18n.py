@@ -111,9 +111,9 @@ def gettext(locale: str, message: str, **values: Any) -> str:
 
 
 def _as_zone(value: datetime | date, tz: ZoneInfo | str | None) -> datetime | date:
-    if isinstance(value, datetime):
-        zone = timezone(tz) if isinstance(tz, str) or tz is None else tz
-        return value.astimezone(zone)
+    """`value` in `tz`; None: in the zone it carries."""
+    if isinstance(value, datetime) and tz is not None:
+        return value.astimezone(timezone(tz) if isinstance(tz, str) else tz)
     return value
 
 
