@@ -121,10 +121,22 @@ def inbox_name(name: str) -> str:
     return name.split("(")[0].strip() or name
 
 
-def locale_for(role: Role, context: MailContext, internal_locale: str) -> str:
+# The CS team's messages whose templates are translated (the reminder: one template for the
+# customer and the team). The others are still written in English only, and go out in English
+# whatever INTERNAL_LOCALE says, rather than half translated.
+TRANSLATED_INTERNAL = frozenset({MailTemplate.REMINDER})
+
+
+def locale_for(
+    role: Role, context: MailContext, internal_locale: str, template: MailTemplate
+) -> str:
     """Customer mail is in the deal's language; the CS team's, the AE's and CS ops' in the
-    deployment's (INTERNAL_LOCALE)."""
-    return i18n.supported(context.account.locale if role in CUSTOMER else internal_locale)
+    deployment's (INTERNAL_LOCALE) where their template is translated."""
+    if role in CUSTOMER:
+        return i18n.supported(context.account.locale)
+    if template in TRANSLATED_INTERNAL:
+        return i18n.supported(internal_locale)
+    return i18n.DEFAULT_LOCALE
 
 
 def timezone_for(role: Role, context: MailContext, default_timezone: str) -> str:

@@ -132,7 +132,7 @@ class Notify:
         def draft() -> tuple[Notification, Send]:
             s = self.settings
             role = recipient_role(mail, context, to)
-            locale = locale_for(role, context, s.internal_locale)
+            locale = locale_for(role, context, s.internal_locale, mail.template)
             rendered = render(
                 self.templates[locale],
                 mail.template,
@@ -176,7 +176,7 @@ class Notify:
         def draft() -> tuple[Notification, Send]:
             s = self.settings
             rendered = render(
-                self.templates[i18n.supported(s.internal_locale)],
+                self.templates[i18n.DEFAULT_LOCALE],  # chat templates are not translated yet
                 mail.template,
                 context.model_dump()
                 | facts(context, s.default_currency)

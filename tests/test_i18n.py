@@ -296,6 +296,12 @@ def test_a_japanese_team_can_have_its_own_mail_in_japanese_as_far_as_translated(
     assert text.startswith("田中 芽衣 さん\n\nお疲れさまです。\n"), text
     assert "「Add users」は期日（2026年12月1日）を過ぎております" in text
     assert "期日を延ばす場合： starter.py extend acme --task add-users" in text
+    # A message to the team whose template is not translated yet goes out in English, whole.
+    brief = Mail(key="b", template=MailTemplate.HANDOFF_BRIEF, to=csm, role=Role.CSM)
+    notify.send_email(brief, context.model_copy(update={"csm": MEI}), "acme", csm)
+    message = message_from_bytes((tmp_path / "b.eml").read_bytes(), policy=policy.default)
+    body = message.get_body(("plain",))  # type: ignore[attr-defined]
+    assert str(body.get_content()).startswith("Hi 田中,\n\nAcme Logistics GmbH is assigned to you.")
     # The customer of an English deal is still written to in English.
     english = Mail(key="w", template=MailTemplate.WELCOME, to=request.champion)
     notify.send_email(english, context, "acme", request.champion)
