@@ -13,6 +13,8 @@ COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock
 
 COPY . .
+# The translations of customer mail, compiled from locales/*/LC_MESSAGES/*.po (never committed).
+RUN pybabel compile --statistics -d locales
 # Bytecode for every module, written while the code is still writable: the workflow sandbox
 # loads the workflow modules afresh for each run it creates (see worker.compile_workflows).
 RUN python -m compileall -q .

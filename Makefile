@@ -19,7 +19,13 @@ $(VENV)/.installed: requirements-dev.lock requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-install: $(VENV)/.installed
+# The translations (README: Translating mail): each catalog compiled into the .mo file gettext
+# reads, again whenever its .po changes. The .mo files are built, never committed.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locales/*/LC_MESSAGES/messages.po))
+locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po $(VENV)/.installed
+	$(VENV)/bin/pybabel compile --statistics -l $* -i $< -o $@
+
+install: $(VENV)/.installed $(MO_FILES)
 
 ## lock: resolve pyproject.toml into requirements.lock (runtime, for the image) and
 ## requirements-dev.lock (runtime + dev, the runtime pins kept); run after changing a

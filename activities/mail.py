@@ -9,7 +9,6 @@ import smtplib
 import ssl
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr, parseaddr
 from pathlib import Path
@@ -24,6 +23,7 @@ from jinja2 import (
     select_autoescape,
 )
 
+from infra import i18n
 from infra.settings import Settings
 from models.activities import CUSTOMER, Mail, MailContext, MailTemplate, Role
 from models.journey import Contact, TouchModel
@@ -31,18 +31,10 @@ from models.journey import Contact, TouchModel
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 
 
-def _format_date(value: datetime) -> str:
-    return f"{value:%A} {value.day} {value:%B %Y}"
-
-
-def _money(value: float, currency: str) -> str:
-    """`USD 84,000`, `EUR 1,250.50`: the code first, as every reader of any locale reads it
-    (Babel is not a dependency; with it, `format_currency` would localise this)."""
-    amount = f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
-    return f"{currency} {amount}"
-
-
-def template_environment() -> Environment:
+def template_environment(locale: str = i18n.DEFAULT_LOCALE) -> Environment:
+    """The templates in `locale`: its catalog for `{% trans %}` and `_()`, and the filters
+    `date`, `datetime`, `time`, `money` in its conventions (infra/i18n.py), each in the
+    context's `timezone`."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
         undefined=StrictUndefined,
@@ -51,9 +43,7 @@ def template_environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["date"] = _format_date
-    env.filters["money"] = _money
-    return env
+    return i18n.install(env, locale)
 
 
 # --- who a message is from, to whom, and how it greets -------------------------------------------
@@ -93,11 +83,12 @@ def recipient_role(mail: Mail, context: MailContext, to: Contact) -> Role:
 
 @dataclass(frozen=True)
 class Voice:
-    """Who speaks in a message and how it addresses its reader."""
+    """Who speaks in a message and how it addresses its reader, in the message's language."""
 
     role: Role
     salutation: str
-    """The name after "Hi": a person's first name; a team or an inbox by its whole name."""
+    """The name after "Hi": a person's first name; a team or an inbox by its whole name
+    (`ja`: a customer's family name with 様, `森 様`)."""
     signer: str | None
     """Who signs (customer mail only): the CSM, the team, the AE before there is a CSM."""
     signer_title: str | None
@@ -106,6 +97,11 @@ class Voice:
     when that is who looks after the account)."""
     named: bool = False
     """The signer is someone by name (a CSM, a team, the AE), shown in `From` too."""
+    greeting: tuple[str, ...] = ()
+    """The message's opening lines: `Hi Kenji,`; in `ja` a customer's company above their
+    name, as a Japanese letter is addressed."""
+    opening: str | None = None
+    """The set phrase a letter in the locale opens with after the greeting (`ja`), if any."""
 
     @property
     def customer(self) -> bool:
@@ -125,20 +121,65 @@ def inbox_name(name: str) -> str:
     return name.split("(")[0].strip() or name
 
 
-def voice(mail: Mail, context: MailContext, to: Contact) -> Voice:
+# The CS team's messages whose templates are translated (the reminder: one template for the
+# customer and the team). The others are still written in English only, and go out in English
+# whatever INTERNAL_LOCALE says, rather than half translated.
+TRANSLATED_INTERNAL = frozenset({MailTemplate.REMINDER})
+
+
+def locale_for(
+    role: Role, context: MailContext, internal_locale: str, template: MailTemplate
+) -> str:
+    """Customer mail is in the deal's language; the CS team's, the AE's and CS ops' in the
+    deployment's (INTERNAL_LOCALE) where their template is translated."""
+    if role in CUSTOMER:
+        return i18n.supported(context.account.locale)
+    if template in TRANSLATED_INTERNAL:
+        return i18n.supported(internal_locale)
+    return i18n.DEFAULT_LOCALE
+
+
+def timezone_for(role: Role, context: MailContext, default_timezone: str) -> str:
+    """The zone a message's dates and times are shown in: the customer's (the deal's
+    `timezone`) for customer mail, the deployment's (DEFAULT_TIMEZONE) for the team's."""
+    if role in CUSTOMER and context.account.timezone:
+        return context.account.timezone
+    return default_timezone
+
+
+# The set phrase a letter opens with, where the locale has one: to a customer, to a colleague.
+OPENINGS = {"ja": ("いつもお世話になっております。", "お疲れさまです。")}
+
+
+def voice(mail: Mail, context: MailContext, to: Contact, locale: str = "en") -> Voice:
     role = recipient_role(mail, context, to)
+    _ = i18n.translations(locale).gettext
     first = to.name.split()[0] if to.name.split() else to.name
     person = role in (*CUSTOMER, Role.AE, Role.LEAD) or (role is Role.CSM and personal_csm(context))
-    salutation = first if person else inbox_name(to.name)
+    if locale == "ja":
+        # Customers by family name with 様; colleagues by name with さん, a team as 各位.
+        if role in CUSTOMER:
+            salutation = i18n.honorific(to.name, locale)
+        else:
+            salutation = f"{to.name} さん" if person else f"{inbox_name(to.name)} 各位"
+    else:
+        salutation = first if person else inbox_name(to.name)
+    greeting: tuple[str, ...] = (_("Hi %(name)s,") % {"name": salutation},)
+    if locale == "ja" and role in CUSTOMER:
+        greeting = (context.account.account_name, *greeting)
+    to_customer, to_colleague = OPENINGS.get(locale, (None, None))
     if role not in CUSTOMER:
-        return Voice(role, salutation, None, None, None)
+        return Voice(role, salutation, None, None, None, greeting=greeting, opening=to_colleague)
     csm, ae = context.csm, context.account.account_executive
     if csm is None:  # Depart (or a cancel in it): the AE's stage
-        return Voice(role, salutation, ae.name, "Your account executive", str(ae.email), True)
+        title = _("Your account executive")
+        return Voice(role, salutation, ae.name, title, str(ae.email), True, greeting, to_customer)
     if csm.pooled:
-        return Voice(role, salutation, "Your customer success team", None, csm.email)
-    title = "Your customer success manager" if personal_csm(context) else "Customer success"
-    return Voice(role, salutation, csm.name, title, csm.email, True)
+        team = _("Your customer success team")
+        return Voice(role, salutation, team, None, csm.email, False, greeting, to_customer)
+    named = personal_csm(context)
+    title = _("Your customer success manager") if named else _("Customer success")
+    return Voice(role, salutation, csm.name, title, csm.email, True, greeting, to_customer)
 
 
 def facts(context: MailContext, default_currency: str) -> dict[str, Any]:
@@ -159,13 +200,24 @@ def variables(
     *,
     links: dict[str, str],
     default_currency: str,
+    locale: str = i18n.DEFAULT_LOCALE,
+    timezone: str = "UTC",
+    portal_url: str | None = None,
 ) -> dict[str, Any]:
-    """Everything a mail template reads: the context, its reader and who speaks to them, the
-    facts, the links."""
+    """Everything a mail template reads: the context, its reader and who speaks to them (in
+    `locale`), the facts, the links, and the zone its dates are shown in. `portal_url`, the
+    reader's own link to their onboarding's page, is signed for them when the mail is
+    rendered (never part of the context that travels through Temporal)."""
     return (
         context.model_dump()
         | facts(context, default_currency)
-        | {"recipient": to.model_dump(), "voice": voice(mail, context, to), "links": links}
+        | {
+            "recipient": to.model_dump(),
+            "voice": voice(mail, context, to, locale),
+            "links": links,
+            "timezone": timezone,
+            "portal_url": portal_url,
+        }
     )
 
 

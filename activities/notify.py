@@ -30,12 +30,16 @@ from activities.mail import (
     Transport,
     build_message,
     facts,
+    locale_for,
     permanent_failure,
+    recipient_role,
     render,
     template_environment,
+    timezone_for,
     variables,
     voice,
 )
+from infra import i18n
 from infra.db import SessionFactory, commit_once
 from infra.settings import Settings
 from models.activities import Mail, MailContext
@@ -105,7 +109,8 @@ class Notify:
         self.sessions = sessions
         self.transport = transport
         self.settings = settings
-        self.templates = template_environment()
+        # One environment per language: each has its catalog installed.
+        self.templates = {locale: template_environment(locale) for locale in i18n.SUPPORTED_LOCALES}
         self.chat = apprise.Apprise()
         for number, url in enumerate(settings.chat_urls.get_secret_value(), start=1):
             if not self.chat.add(url):
@@ -125,19 +130,29 @@ class Notify:
         """Deliver one message at most once per key (see the module's docstring)."""
 
         def draft() -> tuple[Notification, Send]:
-            currency = self.settings.default_currency
+            s = self.settings
+            role = recipient_role(mail, context, to)
+            locale = locale_for(role, context, s.internal_locale, mail.template)
             rendered = render(
-                self.templates,
+                self.templates[locale],
                 mail.template,
-                variables(mail, context, to, links=self._links(), default_currency=currency),
+                variables(
+                    mail,
+                    context,
+                    to,
+                    links=self._links(),
+                    default_currency=s.default_currency,
+                    locale=locale,
+                    timezone=timezone_for(role, context, s.default_timezone),
+                ),
             )
             message = build_message(
                 rendered,
                 key=mail.key,
-                sender=self.settings.mail_from,
+                sender=s.mail_from,
                 to=to,
                 cc=mail.cc,
-                voice=voice(mail, context, to),
+                voice=voice(mail, context, to, locale),
             )
             row = Notification(
                 key=mail.key,
@@ -159,12 +174,13 @@ class Notify:
         key = f"{mail.key}:chat"
 
         def draft() -> tuple[Notification, Send]:
+            s = self.settings
             rendered = render(
-                self.templates,
+                self.templates[i18n.DEFAULT_LOCALE],  # chat templates are not translated yet
                 mail.template,
                 context.model_dump()
-                | facts(context, self.settings.default_currency)
-                | {"links": self._links()},
+                | facts(context, s.default_currency)
+                | {"links": self._links(), "timezone": s.default_timezone},
                 kind="chat",
             )
             row = Notification(

@@ -25,6 +25,7 @@ from temporalio.runtime import (
 )
 
 from infra.codec import KeyRingError, data_converter, parse_keys
+from models.door import LOCALES, TIMEZONE_HINT, is_timezone
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = ROOT / ".data"
@@ -57,6 +58,12 @@ class Settings(BaseSettings):
     mail_from: str = "Customer Success <success@example.com>"
     # The currency of a deal that names none (ISO 4217), as mails show its contract value.
     default_currency: str = "USD"
+    # The time zone (IANA) of a deal that names none, and of the CS team's own mail: dates
+    # and times in mail are shown in it.
+    default_timezone: str = "UTC"
+    # The language of mail to the CS team, the AE and CS ops (customer mail is in the deal's
+    # `locale`): en or ja.
+    internal_locale: str = "en"
 
     # Chat for internal people (escalations): apprise URLs, as a JSON list, e.g.
     # CHAT_URLS='["slack://T0/B0/XYZ", "msteams://..."]'. Empty: no chat.
@@ -132,6 +139,20 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be an ISO 4217 code of three capital letters, such as USD or EUR"
             )
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        if not is_timezone(value):
+            raise ValueError(f"must be {TIMEZONE_HINT}")
+        return value
+
+    @field_validator("internal_locale")
+    @classmethod
+    def _locale(cls, value: str) -> str:
+        if value not in LOCALES:
+            raise ValueError(f"must be one of {', '.join(LOCALES)}")
         return value
 
     @field_validator("codec_cors_origins", mode="before")

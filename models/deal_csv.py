@@ -37,7 +37,16 @@ REQUIRED = {
     "champion_name",
     "champion_email",
 }
-OPTIONAL = {"champion_title", "goals", "contract_signed_at", "playbook", "users", "currency"}
+OPTIONAL = {
+    "champion_title",
+    "goals",
+    "contract_signed_at",
+    "playbook",
+    "users",
+    "currency",
+    "locale",
+    "timezone",
+}
 FIRST_ROW = 2  # row 1 is the header
 
 

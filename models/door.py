@@ -175,6 +175,56 @@ def _currency(value: str, info: ValidationInfo) -> str:
 currency = AfterValidator(_currency)
 
 
+# --- language and time zone ----------------------------------------------------------------
+
+# The locales customer mail is written in (infra/i18n.py renders them); the default is the
+# language the templates are written in.
+DEFAULT_LOCALE = "en"
+LOCALES = ("en", "ja")
+
+
+def _locale(value: str, info: ValidationInfo) -> str:
+    if entered_at(info) is not None and value not in LOCALES:
+        raise PydanticCustomError(
+            "locale",
+            "must be one of {accepted} ({given} given)",
+            {"accepted": ", ".join(LOCALES), "given": repr(value)},
+        )
+    return value
+
+
+locale = AfterValidator(_locale)
+
+
+def is_timezone(name: str) -> bool:
+    """An IANA time zone name this machine's zone database knows (`Asia/Tokyo`, `UTC`)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # only where a zone is checked
+
+    if not name or name != name.strip() or name.startswith(("/", ".")) or ".." in name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+TIMEZONE_HINT = "an IANA time zone name, such as Asia/Tokyo, Europe/Berlin or UTC"
+
+
+def _timezone(value: str, info: ValidationInfo) -> str:
+    if entered_at(info) is not None and not is_timezone(value):
+        raise PydanticCustomError(
+            "timezone",
+            "must be {hint} ({given} given)",
+            {"hint": TIMEZONE_HINT, "given": repr(value)[:80]},
+        )
+    return value
+
+
+timezone = AfterValidator(_timezone)
+
+
 # --- email addresses ---------------------------------------------------------------------------
 
 # email-validator accepts every character RFC 5322 allows before the @, such as `/`, `|`,

@@ -111,6 +111,17 @@ class OnboardingRequest(BaseModel):
         door.distinct_addresses("user"),
         Field(description="The customer's first users; each gets academy access."),
     ] = []
+    # Plain strings when decoded (a running onboarding renders an unknown one in the
+    # defaults); the accepted values are the door's.
+    locale: Annotated[str, door.locale] = Field(
+        default=door.DEFAULT_LOCALE,
+        description="The language of the customer's mail: en or ja.",
+    )
+    timezone: Annotated[str, door.timezone] | None = Field(
+        default=None,
+        description="The customer's IANA time zone (Asia/Tokyo) for dates and times in their "
+        "mail; None: DEFAULT_TIMEZONE.",
+    )
 
 
 class MilestoneSignal(BaseModel):
