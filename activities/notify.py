@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import apprise
 from sqlalchemy import and_, or_, update
@@ -42,9 +42,10 @@ from activities.mail import (
 from infra import i18n
 from infra.db import SessionFactory, commit_once
 from infra.settings import Settings
-from models.activities import Mail, MailContext
+from models.activities import CUSTOMER, Mail, MailContext, Role
 from models.journey import Contact
 from models.tables import Notification, utcnow
+from portal import links
 
 log = activity.logger  # with the run and attempt, when called in an activity
 
@@ -126,6 +127,17 @@ class Notify:
             "exit_survey": s.exit_survey_url,
         }
 
+    def _portal_url(self, role: Role, account_id: str, to: Contact) -> str | None:
+        """The reader's own link to the account's portal page (customers only; none without
+        a portal secret). Signed as the mail is rendered: never in Temporal's history."""
+        s = self.settings
+        secret = s.portal_key()
+        if role not in CUSTOMER or secret is None:
+            return None
+        valid_for = timedelta(days=s.portal_link_days)
+        token = links.issue(secret, account_id, str(to.email), datetime.now(UTC), valid_for)
+        return f"{s.portal_url}/portal/{token}"
+
     def send_email(self, mail: Mail, context: MailContext, account_id: str, to: Contact) -> Outcome:
         """Deliver one message at most once per key (see the module's docstring)."""
 
@@ -144,6 +156,7 @@ class Notify:
                     default_currency=s.default_currency,
                     locale=locale,
                     timezone=timezone_for(role, context, s.default_timezone),
+                    portal_url=self._portal_url(role, account_id, to),
                 ),
             )
             message = build_message(

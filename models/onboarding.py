@@ -224,3 +224,5 @@ class OnboardingStatus(BaseModel):
         default=[], description="Open incidents: messages that could not be sent."
     )
     incidents_raised: int = 0
+    locale: str = Field(default="en", description="The customer's language (the deal's).")
+    timezone: str | None = Field(default=None, description="The customer's zone (the deal's).")

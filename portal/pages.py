@@ -13,7 +13,7 @@ import hmac
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from api.guards import refuse
 from api.state import ApiState, state
+from infra import i18n
 from models.door import admit
 from models.enums import Stage
 from models.journey import UsersAdded
@@ -39,24 +40,9 @@ from workflows.contract import Signals
 router = APIRouter(prefix="/portal", include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
 STATIC_URL = "/portal-static"
+NOTICES = {"task", "users"}  # what a form's redirect may ask the page to say
 MAX_FORM = 16 * 1024
 
-# What the page names, in words (the gettext catalogs translate them).
-STAGE_NAMES = {
-    Stage.DEPART: "Contract",
-    Stage.HANDOFF: "Handover to your CSM",
-    Stage.KICKOFF: "Kickoff",
-    Stage.ADOPT: "Set-up and first use",
-    Stage.REVIEW: "Review",
-    Stage.EXPAND: "Next steps",
-}
-OWNER_NAMES = {"customer": "You", "csm": "Your CSM", "se": "Our solutions engineer"}
-OUTLOOK_NAMES = {
-    "ON_TRACK": "on track",
-    "BEHIND": "behind plan",
-    "STUCK": "stalled",
-    "LIVE": "live",
-}
 # The page is a customer's private view: kept out of search engines, frames, caches and
 # other sites' Referer headers; it runs no script and loads only its own stylesheet.
 HEADERS = {
@@ -68,30 +54,19 @@ HEADERS = {
     "X-Robots-Tag": "noindex, nofollow",
     "Cache-Control": "no-store",
 }
-NOTICES = {
-    "task": "Marked done: {}. Thank you!",
-    "users": "Invitations are on their way to {} new people.",
-}
 
 
-def _environment() -> Environment:
+def _environment(locale: str) -> Environment:
+    """The page's templates in `locale`: its catalog (infra/i18n.py, shared with the mails)
+    and its dates in the customer's zone (the template's `timezone`)."""
     env = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=select_autoescape(enabled_extensions=("html.j2",)),
-        extensions=["jinja2.ext.i18n"],
     )
-    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-    env.filters["day"] = lambda value: f"{value.day} {value:%b %Y}" if value else ""
-    env.filters["days"] = _days
-    return env
+    return i18n.install(env, locale)
 
 
-def _days(value: timedelta) -> str:
-    days = max(1, round(value / timedelta(days=1)))
-    return f"{days} day" + ("" if days == 1 else "s")
-
-
-TEMPLATES = _environment()
+TEMPLATES = {locale: _environment(locale) for locale in i18n.SUPPORTED_LOCALES}
 
 
 @dataclass(frozen=True)
@@ -130,7 +105,10 @@ class Refused(Exception):
 
 
 def refused_page(request: Request, exc: Exception) -> HTMLResponse:
-    html = TEMPLATES.get_template("refused.html.j2").render(lang="en", static=STATIC_URL)
+    """In the browser's language (no account to take one from)."""
+    wanted = request.headers.get("accept-language", "").lower()
+    locale = "ja" if wanted.startswith("ja") else i18n.DEFAULT_LOCALE
+    html = TEMPLATES[locale].get_template("refused.html.j2").render(lang=locale, static=STATIC_URL)
     return HTMLResponse(html, status_code=403)
 
 
@@ -141,8 +119,8 @@ def _csrf(secret: str, token: str) -> str:
 @router.get("/{token}")
 async def show(request: Request, token: str) -> HTMLResponse:
     opened = await _open(request, token)
-    said, what = request.query_params.get("said"), request.query_params.get("what", "")
-    notice = NOTICES[said].format(what[:200]) if said in NOTICES else None
+    said = request.query_params.get("said")
+    notice = (said, request.query_params.get("what", "")[:200]) if said in NOTICES else None
     return await _render(request, opened, notice=notice)
 
 
@@ -159,19 +137,22 @@ async def _render(
         lives_on = await everboarding(await api.client(), found.account_id)
     page = view.page(found, playbook, datetime.now(UTC), lives_on)
     template = "closed.html.j2" if page.closed else "page.html.j2"
-    html = TEMPLATES.get_template(template).render(
-        lang="en",
-        static=STATIC_URL,
-        base=f"/portal/{opened.token}",
-        csrf=_csrf(api.settings.portal_key() or "", opened.token),
-        page=page,
-        helper=helper,
-        stage_names=STAGE_NAMES,
-        owner_names=OWNER_NAMES,
-        outlook_names=OUTLOOK_NAMES,
-        notice=more.pop("notice", None),
-        users_error=more.pop("users_error", None),
-        users_given=more.pop("users_given", ""),
+    locale = i18n.supported(found.locale)
+    html = (
+        TEMPLATES[locale]
+        .get_template(template)
+        .render(
+            lang=locale,
+            timezone=found.timezone or api.settings.default_timezone,
+            static=STATIC_URL,
+            base=f"/portal/{opened.token}",
+            csrf=_csrf(api.settings.portal_key() or "", opened.token),
+            page=page,
+            helper=helper,
+            notice=more.pop("notice", None),
+            users_error=more.pop("users_error", None),
+            users_given=more.pop("users_given", ""),
+        )
     )
     return HTMLResponse(html, status_code=status_code)
 

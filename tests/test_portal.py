@@ -4,6 +4,8 @@ shows, what the customer can do, and that a link which should not open shows not
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import re
@@ -120,6 +122,51 @@ def test_the_customer_sees_their_plan_and_ticks_their_own_task(
 
     # The link opens the page; it is never written to the log.
     assert address.rsplit("/", 1)[1] not in log.read_text()
+
+
+def test_the_welcome_mail_carries_the_champions_own_link(
+    stack: tuple[dict[str, str], str, Path],
+) -> None:
+    env, url, _ = stack
+    start(url, env, "portal-mail", "contract_signed")
+    wait_for_stage(env, "portal-mail", "kickoff")
+    outbox = Path(env["OUTBOX_DIR"])
+    deadline = datetime.now(UTC) + timedelta(seconds=20)
+    found: list[tuple[str, str]] = []
+    while not found:
+        assert datetime.now(UTC) < deadline, "no mail with a portal link"
+        for mail in outbox.glob("*.eml"):
+            message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+            if "portal-mail" not in str(message.get("Subject", "")) + mail.name:
+                continue
+            body = message.get_body(preferencelist=("plain",))
+            text = body.get_content() if body else ""
+            found += [
+                (message["Subject"], m) for m in re.findall(r"https?://\S+/portal/(\S+)", text)
+            ]
+    subject, token = found[0]
+    assert token.startswith("portal-mail.")
+    page = httpx.get(f"{url}/portal/{token}")  # PORTAL_URL is the worker's; the API is here
+    assert page.status_code == 200 and "Acme Logistics GmbH" in page.text
+
+
+def test_a_japanese_customers_page_is_in_japanese(stack: tuple[dict[str, str], str, Path]) -> None:
+    env, url, _ = stack
+    deal = json.loads((ROOT / "examples" / "deal-ja.json").read_text())
+    body = json.dumps(deal | {"account_id": "portal-ja"}).encode()
+    headers = {"Content-Type": "application/json", "X-Signature": signature_header(SECRET, body)}
+    assert httpx.post(f"{url}/v1/deals", content=body, headers=headers).status_code == 202
+    wait_for_stage(env, "portal-ja", "depart")
+    page = httpx.get(link(env, "portal-ja"))
+    assert page.status_code == 200
+    assert '<html lang="ja">' in page.text
+    for words in ("現在の状況", "ご契約", "本番稼働の見込み", "サポート担当"):
+        assert words in page.text
+    assert re.search(r"\d{4}年\d{1,2}月\d{1,2}日", page.text)
+    for english in ("Where you are", "Expected go-live", "Who helps you", "Your plan"):
+        assert english not in page.text
+    refused = httpx.get(f"{url}/portal/nothing", headers={"Accept-Language": "ja,en;q=0.5"})
+    assert refused.status_code == 403 and "このリンクは開けません" in refused.text
 
 
 def test_people_added_get_invited_and_a_wrong_address_is_named(

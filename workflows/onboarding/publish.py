@@ -155,4 +155,6 @@ def status(o: Onboarding, now: datetime) -> OnboardingStatus:
         run=o.state.run,
         incidents=o.incidents.open,
         incidents_raised=o.state.incidents.raised,
+        locale=o.request.locale,
+        timezone=o.request.timezone,
     )
