@@ -170,6 +170,19 @@ BAD_INPUT = [
         deal(deal_data(currency="usd")),
     ),
     BadInput(
+        'deal: `locale` `"fr"`',
+        "locale: must be one of en, ja ('fr' given)",
+        1,
+        deal(deal_data(locale="fr")),
+    ),
+    BadInput(
+        'deal: `timezone` `"Tokyo"`',
+        "timezone: must be an IANA time zone name, such as Asia/Tokyo, Europe/Berlin or UTC "
+        "('Tokyo' given)",
+        1,
+        deal(deal_data(timezone="Tokyo")),
+    ),
+    BadInput(
         "deal: `contract_signed_at` next week",
         "contract_signed_at: is in the future",
         1,
