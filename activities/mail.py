@@ -249,6 +249,7 @@ def build_message(
     to: Contact,
     cc: list[Contact],
     voice: Voice | None = None,
+    reply_to: Contact | None = None,
 ) -> EmailMessage:
     """With a `voice` that signs (customer mail), the message still comes from `sender`'s
     address, so the domain's mail authentication holds, shown with the signer's name, and
@@ -262,6 +263,8 @@ def build_message(
             shown = f"{voice.signer} via {organisation}" if organisation else str(voice.signer)
             message.replace_header("From", formataddr((shown, address)))
         message["Reply-To"] = _address(voice.signer or "", voice.reply_to)
+    elif reply_to is not None:  # the team's mail about a customer's question: answer them
+        message["Reply-To"] = _address(reply_to.name, str(reply_to.email))
     message["To"] = _address(to.name, str(to.email))
     if cc:
         message["Cc"] = ", ".join(_address(c.name, str(c.email)) for c in cc)

@@ -166,6 +166,7 @@ class Notify:
                 to=to,
                 cc=mail.cc,
                 voice=voice(mail, context, to, locale),
+                reply_to=mail.reply_to,
             )
             row = Notification(
                 key=mail.key,

@@ -126,6 +126,7 @@ class MailTemplate(StrEnum):
     ADOPTION_CHECKIN = "adoption_checkin"
     CLOSED = "closed"
     INCIDENT = "incident"
+    HELP_REQUEST = "help_request"
 
 
 class Role(StrEnum):
@@ -173,6 +174,8 @@ class MailContext(BaseModel):
     risk: RiskAssessment | None = None
     escalation: Escalation | None = None
     path: LearningPath = LearningPath()
+    reply_to: Contact | None = None
+    """A message's own: the customer who asked for help."""
     """The customer's learning path and the wording for their segment."""
     courses: list[CoursePlan] = []
     """Courses a message suggests (the digest's next advanced courses, an invite's path)."""
@@ -206,6 +209,8 @@ class Mail(BaseModel):
     previous_csm: CsmRef | None = None
     note: str | None = None
     chat: bool = False
+    reply_to: Contact | None = None
+    """Where a reply goes, when not to who speaks: the customer who asked for help."""
     """Also post it to the team's chat (`{template}.chat.j2`), under `{key}:chat`."""
 
     def context(self, shared: MailContext) -> MailContext:
@@ -223,6 +228,7 @@ MESSAGE_PARTS = {
     "digest_number",
     "previous_csm",
     "note",
+    "reply_to",
 }
 
 

@@ -186,6 +186,16 @@ class ResolveIncident(BaseModel):
     note: Note | None = None
 
 
+class HelpRequest(BaseModel):
+    """Payload of the `help_requested` signal: the customer asks for help (the portal). `id`
+    makes its mail once, however often the request is sent."""
+
+    id: Text
+    message: Annotated[str, door.text(limits.MAX_NOTE, blank=False)]
+    by: Who
+    reply_to: Contact | None = None
+
+
 class UsersAdded(BaseModel):
     """Payload of the `users_added` signal and input of the `add_users` update: new users
     who need academy access."""

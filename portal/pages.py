@@ -40,7 +40,7 @@ from workflows.contract import Signals
 router = APIRouter(prefix="/portal", include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
 STATIC_URL = "/portal-static"
-NOTICES = {"task", "users"}  # what a form's redirect may ask the page to say
+NOTICES = {"task", "users", "help"}  # what a form's redirect may ask the page to say
 MAX_FORM = 16 * 1024
 
 # The page is a customer's private view: kept out of search engines, frames, caches and
@@ -152,6 +152,8 @@ async def _render(
             notice=more.pop("notice", None),
             users_error=more.pop("users_error", None),
             users_given=more.pop("users_given", ""),
+            help_error=more.pop("help_error", None),
+            help_given=more.pop("help_given", ""),
         )
     )
     return HTMLResponse(html, status_code=status_code)
@@ -245,6 +247,46 @@ async def users(request: Request, token: str) -> Response:
         request_ids=[_request_id(account, "users", *emails)],
     )
     return _back(opened, "users", str(len(emails)))
+
+
+@router.post("/{token}/help")
+async def ask_for_help(request: Request, token: str) -> Response:
+    """The customer's question, as a mail to their CSM that replies to them (recorded in the
+    outbox with the others). One mail per question, however often the form is sent."""
+    from models.journey import HelpRequest
+
+    opened = await _open(request, token)
+    message = (await _form(request, opened)).get("message", "").strip()
+    champion = opened.status.champion
+    asker = champion if champion and opened.by == champion.name else None
+    account = opened.grant.account_id
+    request_id = _request_id(account, "help", opened.grant.contact, message)
+    try:
+        asked = admit(
+            HelpRequest,
+            {
+                "id": request_id,
+                "message": message,
+                "by": opened.by,
+                "reply_to": asker,
+            },
+        )
+    except ValidationError as error:
+        return await _render(
+            request,
+            opened,
+            status_code=422,
+            help_error=format_validation_error(error),
+            help_given=message,
+        )
+    await signal_all(
+        await state(request).client(),
+        account,
+        [(Signals.HELP_REQUESTED, asked)],
+        lives_on=set(),
+        request_ids=[request_id],
+    )
+    return _back(opened, "help", "")
 
 
 async def _settled(request: Request, account: str, check: Any, within: float = 3.0) -> None:

@@ -5,11 +5,13 @@ shows, what the customer can do, and that a link which should not open shows not
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -167,6 +169,47 @@ def test_a_japanese_customers_page_is_in_japanese(stack: tuple[dict[str, str], s
         assert english not in page.text
     refused = httpx.get(f"{url}/portal/nothing", headers={"Accept-Language": "ja,en;q=0.5"})
     assert refused.status_code == 403 and "このリンクは開けません" in refused.text
+
+
+def test_asking_for_help_mails_the_csm_once_replying_to_the_customer(
+    stack: tuple[dict[str, str], str, Path],
+) -> None:
+    env, url, _ = stack
+    start(url, env, "portal-help", "contract_signed")
+    wait_for_stage(env, "portal-help", "kickoff")
+    address = link(env, "portal-help")
+    path = address.removeprefix(url)
+    page = httpx.get(address)
+    empty = httpx.post(f"{address}/help", data=form(page, f"{path}/help") | {"message": "  "})
+    assert empty.status_code == 422 and "message" in empty.text
+
+    question = {"message": "Where do we find the SSO settings? Our IT asks."}
+    for _ in range(2):  # a double click
+        sent = httpx.post(f"{address}/help", data=form(page, f"{path}/help") | question)
+        assert sent.status_code == 303
+    shown = httpx.get(url + sent.headers["location"])
+    assert "Your message is on its way." in shown.text
+
+    def asked() -> list[email.message.EmailMessage]:
+        found = []
+        for mail in Path(env["OUTBOX_DIR"]).glob("*.eml"):
+            message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+            if "asks for help" in str(message["Subject"]) and "portal-help" in str(
+                message.get_body().get_content()  # type: ignore[union-attr]
+            ):
+                found.append(message)
+        return found
+
+    deadline = time.monotonic() + 20
+    while not asked():
+        assert time.monotonic() < deadline, "no mail for the question"
+        time.sleep(0.2)
+    time.sleep(2)  # time enough for a second mail, were the second click to make one
+    mails = asked()
+    assert len(mails) == 1, "one mail for the question, however often it was sent"
+    assert "mei.tanaka@example.com" in mails[0]["To"]  # the account's CSM
+    assert "kenji.mori@acme-logistics.example" in mails[0]["Reply-To"]
+    assert "SSO settings" in str(mails[0].get_body().get_content())  # type: ignore[union-attr]
 
 
 def test_people_added_get_invited_and_a_wrong_address_is_named(

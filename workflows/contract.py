@@ -43,6 +43,7 @@ class Signals:
     ENGAGEMENT = "engagement"
     CHAMPION_CHANGED = "champion_changed"
     USERS_ADDED = "users_added"
+    HELP_REQUESTED = "help_requested"  # the customer asks, from the portal
     # Everboarding
     ANNOUNCE_FEATURE = "announce_feature"
     CUSTOMER_CHURNED = "customer_churned"

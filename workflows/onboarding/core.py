@@ -32,6 +32,7 @@ from models.journey import (
     Engagement,
     EngagementKind,
     ExtendDeadline,
+    HelpRequest,
     Milestone,
     MilestoneRecord,
     MilestoneResult,
@@ -514,6 +515,25 @@ class Onboarding:
                     chat=True,
                 )
         return raised
+
+    def help_requested(self, request: HelpRequest, now: datetime, effects: Effects) -> bool:
+        """The customer's question goes to their CSM (the queue's inbox while pooled, the CS
+        lead before there is a CSM), replies to the customer; False once ended."""
+        if self.journey.ending:
+            return False
+        self.journey.sign_of_life(now)
+        to = self.csm.contact or self.risk.lead()
+        role = Role.CSM if self.csm.contact else Role.LEAD if to else Role.QUEUE
+        self._mail(
+            effects,
+            MailTemplate.HELP_REQUEST,
+            f"help:{request.id}",
+            to,
+            role=role,
+            note=request.message,
+            reply_to=request.reply_to,
+        )
+        return True
 
     def resolve_incident(self, resolve: ResolveIncident, now: datetime, effects: Effects) -> None:
         for incident in self.incidents.resolve(resolve, self.champion, now):

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         Engagement,
         Escalation,
         ExtendDeadline,
+        HelpRequest,
         Milestone,
         MilestoneResult,
         MilestoneSignal,
@@ -402,6 +403,11 @@ class OnboardingWorkflow:
     def users_added(self, signal: UsersAdded) -> None:
         if not self._o.users_added(signal.users) and self._o.journey.ending:
             workflow.logger.warning("users added by %s after the onboarding ended", signal.by)
+
+    @workflow.signal(name=Signals.HELP_REQUESTED)
+    def help_requested(self, signal: HelpRequest) -> None:
+        if not self._o.help_requested(signal, workflow.now(), self._effects):
+            workflow.logger.warning("help asked by %s after the onboarding ended", signal.by)
 
     # --- updates: a person's actions ------------------------------------------------------
 
