@@ -61,6 +61,7 @@ def build_app(settings: Settings) -> FastAPI:
     app.include_router(pages.router)
     app.mount(pages.STATIC_URL, StaticFiles(directory=pages.STATIC), name="portal-static")
     app.add_exception_handler(pages.Refused, pages.refused_page)
+    app.add_exception_handler(pages.Unreachable, pages.unreachable_page)
     schema.install(app)
     _health(app)
     _refusals(app)

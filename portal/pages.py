@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
+from temporalio.service import RPCError
 
 from api.guards import refuse
 from api.state import ApiState, state
@@ -33,7 +34,7 @@ from models.journey import UsersAdded
 from models.onboarding import OnboardingStatus
 from models.playbook import format_validation_error
 from portal import access, links, view
-from service.errors import NotFound
+from service.errors import NotFound, Unavailable
 from service.onboardings import everboarding, signal_all, status
 from workflows.contract import Signals
 
@@ -94,6 +95,8 @@ async def _open(request: Request, token: str) -> Opened:
         found = await status(await api.client(), grant.account_id)
     except NotFound:
         raise Refused() from None
+    except (Unavailable, RPCError):
+        raise Unreachable() from None
     champion = found.champion
     is_champion = champion is not None and links.contact_key(champion.email) == grant.contact
     by = champion.name if is_champion and champion else "customer (portal)"
@@ -104,12 +107,28 @@ class Refused(Exception):
     """A link that does not open."""
 
 
+class Unreachable(Exception):
+    """Temporal, or a worker to answer the status query, is not there just now."""
+
+
+def _browser_locale(request: Request) -> str:
+    wanted = request.headers.get("accept-language", "").lower()
+    return "ja" if wanted.startswith("ja") else i18n.DEFAULT_LOCALE
+
+
 def refused_page(request: Request, exc: Exception) -> HTMLResponse:
     """In the browser's language (no account to take one from)."""
-    wanted = request.headers.get("accept-language", "").lower()
-    locale = "ja" if wanted.startswith("ja") else i18n.DEFAULT_LOCALE
+    locale = _browser_locale(request)
     html = TEMPLATES[locale].get_template("refused.html.j2").render(lang=locale, static=STATIC_URL)
     return HTMLResponse(html, status_code=403)
+
+
+def unreachable_page(request: Request, exc: Exception) -> HTMLResponse:
+    """A page, not the API's JSON: the customer is told to come back, and nothing is lost."""
+    locale = _browser_locale(request)
+    template = TEMPLATES[locale].get_template("unavailable.html.j2")
+    html = template.render(lang=locale, static=STATIC_URL)
+    return HTMLResponse(html, status_code=503, headers={"Retry-After": "60"})
 
 
 def _csrf(secret: str, token: str) -> str:

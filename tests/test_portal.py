@@ -242,6 +242,18 @@ def test_people_added_get_invited_and_a_wrong_address_is_named(
     while len(status_json(env, "portal-users")["academy_users"]) < before + 2:
         assert datetime.now(UTC) < deadline, "the new users got no academy access"
 
+    # And their invitations go out, one each.
+    def invited() -> set[str]:
+        found = set()
+        for mail in Path(env["OUTBOX_DIR"]).glob("onboarding-portal-users.*academy*.eml"):
+            message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+            found.add(str(message["To"]))
+        return found
+
+    while not {"Ana Ruiz <ana@acme.example>", "bo <bo@acme.example>"} <= invited():
+        assert datetime.now(UTC) < deadline, f"invitations: {invited()}"
+        time.sleep(0.2)
+
 
 def test_a_link_that_should_not_open_shows_nothing(
     stack: tuple[dict[str, str], str, Path],
@@ -279,6 +291,24 @@ def test_a_link_that_should_not_open_shows_nothing(
     fresh = link(env, "portal-a", "--revoke")
     assert httpx.get(good).status_code == 403
     assert httpx.get(fresh).status_code == 200
+
+
+def test_while_temporal_is_down_the_page_says_to_come_back(
+    stack: tuple[dict[str, str], str, Path], tmp_path: Path
+) -> None:
+    env, _, _ = stack
+    token = issue(
+        PORTAL_SECRET,
+        "acme",
+        "kenji.mori@acme-logistics.example",
+        datetime.now(UTC),
+        timedelta(days=1),
+    )
+    with api_running(env | {"TEMPORAL_ADDRESS": "127.0.0.1:1"}, tmp_path / "api.log") as down:
+        page = httpx.get(f"{down}/portal/{token}", timeout=30)
+        assert page.status_code == 503 and page.headers["Retry-After"] == "60"
+        assert "try again in a few minutes" in page.text and "Acme" not in page.text
+        assert page.headers["X-Frame-Options"] == "DENY"
 
 
 def test_a_cancelled_onboarding_shows_a_polite_closed_page(
