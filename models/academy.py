@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.playbook import Duration, PlaybookError, load_toml
+from models.playbook import Duration, PlaybookError, load_toml, localized
 
 PlanName = Literal["basic", "premium", "enterprise"]
 ALL_PLANS: list[PlanName] = ["basic", "premium", "enterprise"]
@@ -33,6 +33,7 @@ class ModulePlan(BaseModel):
 
     id: Id
     title: str
+    titles: dict[str, str] = Field(default={}, description="The title in other languages.")
     within: Duration = Field(description="Target: done this long after academy access.")
 
 
@@ -41,6 +42,7 @@ class CoursePlan(BaseModel):
 
     id: Id
     title: str
+    titles: dict[str, str] = Field(default={}, description="The title in other languages.")
     level: Literal["onboarding", "advanced"] = "onboarding"
     plans: list[PlanName] = Field(default=ALL_PLANS, min_length=1)
     industries: list[str] = Field(default=[], description="Empty: every industry.")
@@ -98,11 +100,18 @@ class AcademyFile(BaseModel):
                 raise ValueError(f"courses.{course.id}: module ids must be unique")
         return self
 
-    def path_for(self, plan: str, industry: str, use_case: str) -> LearningPath:
+    def path_for(self, plan: str, industry: str, use_case: str, locale: str = "en") -> LearningPath:
+        """The courses that fit the customer, titled in their language where given."""
         industries = {segment(k): v for k, v in self.industries.items()}
         use_cases = {segment(k): v for k, v in self.use_cases.items()}
+        fitting = [c for c in self.courses if c.fits(plan, industry, use_case)]
         return LearningPath(
-            courses=[c for c in self.courses if c.fits(plan, industry, use_case)],
+            courses=[
+                localized(c, locale).model_copy(
+                    update={"modules": [localized(m, locale) for m in c.modules]}
+                )
+                for c in fitting
+            ],
             features=[f.name for f in self.features if plan in f.plans],
             industry=industries.get(segment(industry)),
             use_case=use_cases.get(segment(use_case)),

@@ -69,6 +69,9 @@ class TaskPlan(BaseModel):
 
     id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
     title: str
+    titles: dict[str, str] = Field(
+        default={}, description='The title in other languages: {ja = "..."}.'
+    )
     owner: Literal["customer", "csm", "se"] = "customer"
     due: Duration = Field(description="Due this long after the task's stage is entered.")
     required: bool = True
@@ -261,7 +264,12 @@ class PlaybookFile(BaseModel):
                         problems.append(problem)
         return problems
 
-    def resolve(self, name: str, touch_model: str) -> Playbook:
+    def resolve(self, name: str, touch_model: str, locale: str = "en") -> Playbook:
+        """The playbook one onboarding runs with: its touch model's overrides applied, its
+        tasks titled in the customer's language where the file gives one."""
+        return self._resolve(name, touch_model).in_locale(locale)
+
+    def _resolve(self, name: str, touch_model: str) -> Playbook:
         override = self.touch_models.get(touch_model, TouchModelOverride())  # type: ignore[call-overload]
         stages: dict[str, StagePlan] = {}
         for stage, plan in self.stages.items():
@@ -305,8 +313,26 @@ class Playbook(BaseModel):
     def stage(self, stage: str) -> StagePlan:
         return self.stages[stage]
 
+    def in_locale(self, locale: str) -> Playbook:
+        stages = {
+            name: plan.model_copy(
+                update={"tasks": [localized(task, locale) for task in plan.tasks]}
+            )
+            for name, plan in self.stages.items()
+        }
+        return self.model_copy(update={"stages": stages})
+
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T", bound=BaseModel)
+
+
+def localized(item: T, locale: str) -> T:
+    """`item` titled in `locale` where it has a title for it; its other titles dropped, so
+    what an onboarding carries is what it shows."""
+    titles: dict[str, str] = getattr(item, "titles", {})
+    title = titles.get(locale, getattr(item, "title"))  # noqa: B009
+    return item.model_copy(update={"title": title, "titles": {}})
 
 
 def _spoken(value: timedelta) -> str:

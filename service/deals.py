@@ -73,8 +73,8 @@ def workflow_input(request: OnboardingRequest, playbooks: Playbooks) -> Onboardi
     academy = playbooks.academy()
     return OnboardingInput(
         request=request,
-        playbook=playbook.resolve(request.playbook, request.touch_model),
-        path=academy.path_for(request.plan, request.industry, request.use_case),
+        playbook=playbook.resolve(request.playbook, request.touch_model, request.locale),
+        path=academy.path_for(request.plan, request.industry, request.use_case, request.locale),
     )
 
 

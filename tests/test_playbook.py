@@ -115,3 +115,28 @@ def test_reminder_schedule_before_at_and_overdue() -> None:
         due + timedelta(days=6),
         due + timedelta(days=9),
     ]
+
+
+def test_tasks_and_courses_are_titled_in_the_customers_language() -> None:
+    from models.academy import load_academy
+    from models.playbook import load_playbook
+
+    folder = Path(__file__).resolve().parent.parent / "playbooks"
+    standard = load_playbook(folder, "standard")
+    english = standard.resolve("standard", "high")
+    japanese = standard.resolve("standard", "high", "ja")
+    titles = {t.id: t.title for t in japanese.stages["adopt"].tasks}
+    assert titles["add-users"] == "チームのユーザーを登録"
+    assert {t.id: t.title for t in english.stages["adopt"].tasks}["add-users"] == (
+        "Add your team's users"
+    )
+    assert all(not t.titles for plan in japanese.stages.values() for t in plan.tasks)
+    assert japanese.stages["adopt"].tasks[0].due == english.stages["adopt"].tasks[0].due
+
+    path = load_academy(folder).path_for("premium", "logistics", "shipment tracking", "ja")
+    assert path.courses[0].title == "はじめに"
+    assert path.courses[0].modules[0].title == "ワークスペースのご案内"
+    # A language the file has no title for keeps the file's own.
+    assert load_academy(folder).path_for("premium", "x", "y", "fr").courses[0].title == (
+        "Getting started"
+    )
