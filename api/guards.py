@@ -170,14 +170,23 @@ async def json_body(request: Request, *, empty_ok: bool = False) -> bytes:
         raise refuse(413, f"the body is larger than {MAX_BODY // 1024} KiB")
     if empty_ok and length == "0":
         return b"{}"
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media = media_type(request)
     if media != "application/json":
         raise refuse(415, f"send JSON (Content-Type: application/json), not {media or 'nothing'}")
+    body = await bounded(request, MAX_BODY, f"the body is larger than {MAX_BODY // 1024} KiB")
+    return body if body or not empty_ok else b"{}"
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def bounded(request: Request, limit: int, too_large: str) -> bytes:
+    """The body, read no further than `limit` bytes (413 with `too_large` beyond)."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise refuse(413, f"the body is larger than {MAX_BODY // 1024} KiB")
+        if size > limit:
+            raise refuse(413, too_large)
         chunks.append(chunk)
-    body = b"".join(chunks)
-    return body if body or not empty_ok else b"{}"
+    return b"".join(chunks)

@@ -9,9 +9,7 @@ nothing; see service/deals.py for why concurrent deliveries start one onboarding
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Request
@@ -26,7 +24,7 @@ from models.events import LIVES_ON, Event, admit_events
 from models.journey import OnboardingRequest
 from service.deals import Start, Started, start_deal
 from service.errors import NotFound
-from service.onboardings import signal_all
+from service.onboardings import request_id, signal_all
 
 log = logging.getLogger("api")
 router = APIRouter(prefix="/v1")
@@ -113,8 +111,7 @@ def _request_ids(source: str, account: str, key: str, events: list[Event]) -> li
     then takes each event once. Made of the event itself and its place, so a list edited
     under the same key sends its changed events instead of dropping them."""
     check_key(key)
-    ids = []
-    for n, event in enumerate(events):
-        text = f"{source}\n{account}\n{key}\n{n}\n{event.model_dump_json()}"
-        ids.append(str(uuid.UUID(bytes=hashlib.sha256(text.encode()).digest()[:16])))
-    return ids
+    return [
+        request_id(source, account, key, str(n), event.model_dump_json())
+        for n, event in enumerate(events)
+    ]

@@ -180,12 +180,8 @@ class Settings(BaseSettings):
         """The encryption keys in order (the first encrypts), or {} for no encryption."""
         if self.encryption_keys is not None:
             return parse_keys(self.encryption_keys.get_secret_value())
-        path = self.encryption_keys_file
-        if not path.exists():
-            return {}
-        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyRingError(f"{path} is readable by others: `chmod 600 {path}`")
-        return parse_keys(path.read_text())
+        text = _private_file(self.encryption_keys_file)
+        return parse_keys(text) if text is not None else {}
 
     @field_validator("chat_urls", mode="before")
     @classmethod
@@ -230,12 +226,8 @@ class Settings(BaseSettings):
         """The portal links' secret, or None: no links (mails go without one)."""
         if self.portal_secret is not None:
             return self.portal_secret.get_secret_value()
-        path = self.portal_secret_file
-        if not path.exists():
-            return None
-        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyRingError(f"{path} is readable by others: `chmod 600 {path}`")
-        return path.read_text().strip() or None
+        text = _private_file(self.portal_secret_file)
+        return (text.strip() or None) if text is not None else None
 
     @field_validator("webhook_secret", "portal_secret")
     @classmethod
@@ -260,6 +252,15 @@ class Settings(BaseSettings):
                 "relay on this host"
             )
         return self
+
+
+def _private_file(path: Path) -> str | None:
+    """A secret file's text (None: no such file); refused when others may read it."""
+    if not path.exists():
+        return None
+    if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyRingError(f"{path} is readable by others: `chmod 600 {path}`")
+    return path.read_text()
 
 
 class SettingsError(Exception):

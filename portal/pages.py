@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import hmac
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -25,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
 from temporalio.service import RPCError
 
-from api.guards import refuse
+from api.guards import bounded, media_type, refuse
 from api.state import ApiState, state
 from infra import i18n
 from models.door import admit
@@ -35,7 +34,7 @@ from models.onboarding import OnboardingStatus
 from models.playbook import format_validation_error
 from portal import access, links, view
 from service.errors import NotFound, Unavailable
-from service.onboardings import everboarding, signal_all, status
+from service.onboardings import everboarding, request_id, signal_all, status
 from workflows.contract import Signals
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
@@ -185,24 +184,14 @@ def _team(api: ApiState) -> access.Helper:
 
 async def _form(request: Request, opened: Opened) -> dict[str, str]:
     """The form's fields, once its CSRF token matches the link's (403 otherwise)."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
+    if media_type(request) != "application/x-www-form-urlencoded":
         raise refuse(415, "send the page's form")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM:
-            raise refuse(413, "the form is too large")
+    body = await bounded(request, MAX_FORM, "the form is too large")
     fields = {key: values[0] for key, values in parse_qs(body.decode(errors="replace")).items()}
     expected = _csrf(state(request).settings.portal_key() or "", opened.token)
     if not hmac.compare_digest(expected.encode(), fields.get("csrf", "").encode()):
         raise Refused()
     return fields
-
-
-def _request_id(*parts: str) -> str:
-    digest = hashlib.sha256("\n".join(("portal", *parts)).encode()).digest()
-    return str(uuid.UUID(bytes=digest[:16]))
 
 
 def _back(opened: Opened, said: str, what: str) -> Response:
@@ -228,7 +217,7 @@ async def task_done(request: Request, token: str, task_id: str) -> Response:
             account,
             [(Signals.TASK_DONE, signal)],
             lives_on=set(),
-            request_ids=[_request_id(account, "task", task.id)],
+            request_ids=[request_id("portal", account, "task", task.id)],
         )
         await _settled(request, account, lambda s: _done(s, task.id))
     return _back(opened, "task", task.title)
@@ -263,7 +252,7 @@ async def users(request: Request, token: str) -> Response:
         account,
         [(Signals.USERS_ADDED, added)],
         lives_on=set(),
-        request_ids=[_request_id(account, "users", *emails)],
+        request_ids=[request_id("portal", account, "users", *emails)],
     )
     return _back(opened, "users", str(len(emails)))
 
@@ -279,12 +268,12 @@ async def ask_for_help(request: Request, token: str) -> Response:
     champion = opened.status.champion
     asker = champion if champion and opened.by == champion.name else None
     account = opened.grant.account_id
-    request_id = _request_id(account, "help", opened.grant.contact, message)
+    asked_id = request_id("portal", account, "help", opened.grant.contact, message)
     try:
         asked = admit(
             HelpRequest,
             {
-                "id": request_id,
+                "id": asked_id,
                 "message": message,
                 "by": opened.by,
                 "reply_to": asker,
@@ -303,7 +292,7 @@ async def ask_for_help(request: Request, token: str) -> Response:
         account,
         [(Signals.HELP_REQUESTED, asked)],
         lives_on=set(),
-        request_ids=[request_id],
+        request_ids=[asked_id],
     )
     return _back(opened, "help", "")
 

@@ -3,13 +3,16 @@ where it is (the status query), and the list of all of them (visibility)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -53,14 +56,20 @@ def status_name(status: WorkflowExecutionStatus | None) -> str:
 
 
 async def existing_onboarding(client: Client, account: str) -> WorkflowHandle[Any, Any]:
+    return (await _described(client, account))[0]
+
+
+async def _described(
+    client: Client, account: str
+) -> tuple[WorkflowHandle[Any, Any], WorkflowExecutionDescription]:
+    """The account's onboarding and how its run stands (one call); NotFound if none."""
     handle = client.get_workflow_handle(onboarding_id(account))
     try:
-        await handle.describe()
+        return handle, await handle.describe()
     except RPCError as error:
         if is_not_found(error):
             raise NotFound(f"no onboarding for account {account}") from None
         raise
-    return handle
 
 
 async def act(
@@ -92,7 +101,7 @@ async def status(client: Client, account: str) -> StatusReport:
     from models.onboarding import OnboardingStatus
     from service.views import StatusReport
 
-    handle = await existing_onboarding(client, account)
+    handle, description = await _described(client, account)
     try:
         onboarding = await handle.query(
             Queries.STATUS, result_type=OnboardingStatus, rpc_timeout=QUERY_TIMEOUT
@@ -104,7 +113,7 @@ async def status(client: Client, account: str) -> StatusReport:
         raise
     return StatusReport(
         **onboarding.model_dump(),
-        workflow_status=status_name((await handle.describe()).status),
+        workflow_status=status_name(description.status),
         everboarding_status=await _run_status(client, onboarding.everboarding_workflow_id),
     )
 
@@ -228,9 +237,9 @@ async def signal_all(
 
     With `request_ids` (one a signal), Temporal takes each signal once per run: a list sent
     again after a failure part-way delivers only what had not arrived."""
-    handle = await existing_onboarding(client, account)
+    handle, description = await _described(client, account)
     targets: list[WorkflowHandle[Any, Any]] = []
-    if await running(handle):
+    if description.status is WorkflowExecutionStatus.RUNNING:
         targets = [handle] * len(signals)
     else:
         ended = [name for name, _ in signals if name not in lives_on]
@@ -253,6 +262,13 @@ async def signal_all(
                 raise Conflict(f"the {target.id} run has just ended; {name} was not sent") from None
             raise
     return ["onboarding" if t is handle else "everboarding" for t in targets]
+
+
+def request_id(*parts: str) -> str:
+    """A signal's request id made from what the request is (the same parts, the same id):
+    the server takes a signal with a given id once per run."""
+    digest = hashlib.sha256("\n".join(parts).encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16]))
 
 
 async def _signal_once(
