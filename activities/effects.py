@@ -35,6 +35,8 @@ class EffectActivities:
             records.handoff(effects.handoff)
         if effects.tasks:
             records.tasks(account, effects.tasks)
+        if effects.removed_tasks:
+            records.remove_tasks(account, effects.removed_tasks)
         for access in effects.grants:
             records.grant(access)
         for ticket in effects.tickets:

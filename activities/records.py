@@ -141,9 +141,21 @@ class Records:
                     required=task.required,
                     due_at=task.due_at,
                 )
+                # A newer playbook may retitle an open task, or change its owner.
+                row.title, row.owner, row.required = task.title, task.owner, task.required
                 row.due_at, row.done_at = task.due_at, task.done_at
                 session.add(row)
             # A concurrent attempt inserted one of them: fail, and the retry updates it.
+            session.commit()
+
+    def remove_tasks(self, account_id: str, task_ids: list[str]) -> None:
+        """Take tasks a newer playbook dropped off the checklist (gone already: nothing)."""
+        with self.sessions() as session:
+            session.exec(  # type: ignore[call-overload]
+                delete(Task).where(
+                    col(Task.account_id) == account_id, col(Task.task_id).in_(task_ids)
+                )
+            )
             session.commit()
 
     def grant(self, access: AcademyAccess) -> bool:

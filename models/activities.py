@@ -252,6 +252,9 @@ class Effects(BaseModel):
     """Stage visits new or changed since the last batch (entered, exited)."""
     handoff: HandoffRecord | None = None
     tasks: list[TaskDue] = []
+    removed_tasks: list[str] = Field(
+        default=[], description="Task ids a newer playbook took off the checklist."
+    )
     grants: list[AcademyAccess] = []
     tickets: list[SupportTicketRecord] = []
     risk: RiskAssessment | None = None
@@ -275,6 +278,8 @@ class Effects(BaseModel):
             parts.append("record the handoff")
         if self.tasks:
             parts.append(f"{len(self.tasks)} checklist task(s)")
+        if self.removed_tasks:
+            parts.append(f"{len(self.removed_tasks)} task(s) off the checklist")
         if self.grants:
             parts.append(f"academy access for {len(self.grants)}")
         if self.tickets:
@@ -303,6 +308,7 @@ class Effects(BaseModel):
             or self.row
             or self.visits
             or self.tasks
+            or self.removed_tasks
             or self.tickets
             or self.escalations
         )

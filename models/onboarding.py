@@ -58,6 +58,11 @@ class ClockState(BaseModel):
     stage_clock: TaskStatus | None = None
     tasks: dict[str, TaskStatus] = {}
     paused_at: datetime | None = None
+    removed: dict[str, TaskStatus] = Field(
+        default={},
+        description="Open tasks a newer playbook dropped, as they stood: migrating back "
+        "restores them with their reminders counted.",
+    )
 
 
 class RiskState(BaseModel):
@@ -178,6 +183,9 @@ class OnboardingStatus(BaseModel):
     plan: Plan
     touch_model: TouchModel
     playbook: str
+    playbook_version: str | None = Field(
+        default=None, description="The playbook file's content hash (None: before 0.4)."
+    )
     stage: Stage
     stage_entered_at: datetime
     next_deadline: datetime | None

@@ -7,6 +7,7 @@ runs with; that resolved copy travels in the workflow input.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tomllib
 from datetime import datetime, timedelta
@@ -257,17 +258,26 @@ class PlaybookFile(BaseModel):
                     field = f"touch_models.{touch_model}.stages.{stage}.deadline"
                 for n, lead in enumerate(reminders.before):
                     problem = (
-                        f"{where}.before.{n}: {_spoken(lead)} before due is longer than "
-                        f"{field} ({_spoken(deadline)}): it would come before the stage starts"
+                        f"{where}.before.{n}: {spoken(lead)} before due is longer than "
+                        f"{field} ({spoken(deadline)}): it would come before the stage starts"
                     )
                     if lead > deadline and problem not in problems:
                         problems.append(problem)
         return problems
 
+    def version(self) -> str:
+        """The file's content hash: 12 hex digits of the SHA-256 of what it says (its
+        validated values, so a comment or a reordering is not a new version). Recorded per
+        run, it tells which runs a `starter.py migrate` would change."""
+        canonical = self.model_dump_json(exclude_defaults=False).encode()
+        return hashlib.sha256(canonical).hexdigest()[:VERSION_DIGITS]
+
     def resolve(self, name: str, touch_model: str, locale: str = "en") -> Playbook:
         """The playbook one onboarding runs with: its touch model's overrides applied, its
-        tasks titled in the customer's language where the file gives one."""
-        return self._resolve(name, touch_model).in_locale(locale)
+        tasks titled in the customer's language where the file gives one, and the file's
+        version."""
+        resolved = self._resolve(name, touch_model).in_locale(locale)
+        return resolved.model_copy(update={"version": self.version()})
 
     def _resolve(self, name: str, touch_model: str) -> Playbook:
         override = self.touch_models.get(touch_model, TouchModelOverride())  # type: ignore[call-overload]
@@ -294,10 +304,16 @@ class PlaybookFile(BaseModel):
         )
 
 
+VERSION_DIGITS = 12
+
+
 class Playbook(BaseModel):
     """One onboarding's playbook, resolved for its touch model."""
 
     name: str
+    version: str | None = Field(
+        default=None, description="The file's content hash (None: started before 0.4)."
+    )
     touch_model: str
     stages: dict[str, StagePlan]
     # Defaults keep onboardings started before reminders existed decodable.
@@ -335,7 +351,7 @@ def localized(item: T, locale: str) -> T:
     return item.model_copy(update={"title": title, "titles": {}})
 
 
-def _spoken(value: timedelta) -> str:
+def spoken(value: timedelta) -> str:
     """A duration the way playbooks write it (`14d`, `36h`), for messages."""
     seconds = int(value.total_seconds())
     for unit in "dhm":

@@ -24,6 +24,7 @@ from service.errors import Conflict, Invalid, Unavailable
 from workflows.contract import (
     ONBOARDING_WORKFLOW,
     SA_PLAN,
+    SA_PLAYBOOK_VERSION,
     SA_STAGE,
     SA_TOUCH_MODEL,
     TASK_QUEUE,
@@ -134,6 +135,8 @@ async def start_onboarding(client: Client, workflow_input: OnboardingInput) -> b
                     SearchAttributePair(SA_STAGE, Stage.DEPART.value),
                     SearchAttributePair(SA_TOUCH_MODEL, request.touch_model.value),
                     SearchAttributePair(SA_PLAN, request.plan.value),
+                    # `starter.py migrate` finds the runs on an older version by it.
+                    SearchAttributePair(SA_PLAYBOOK_VERSION, workflow_input.playbook.version or ""),
                 ]
             ),
             memo={DEAL_MEMO: fingerprint(request)},

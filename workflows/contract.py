@@ -63,10 +63,12 @@ class Updates:
     REASSIGN_CSM = "reassign_csm"
     ADD_USERS = "add_users"
     RESOLVE_INCIDENT = "resolve_incident"
+    ADOPT_PLAYBOOK = "adopt_playbook"  # starter.py migrate --apply
 
 
 class Queries:
     STATUS = "status"
+    PLAYBOOK_PREVIEW = "playbook_preview"  # starter.py migrate --preview
 
 
 # Search attributes, for filtering in the Web UI and `starter.py list` (no PII in them).
@@ -79,6 +81,7 @@ SA_NEXT_DEADLINE = SearchAttributeKey.for_datetime("NextDeadline")
 SA_OVERDUE = SearchAttributeKey.for_bool("Overdue")
 SA_ESCALATED = SearchAttributeKey.for_bool("Escalated")
 SA_INCIDENTS = SearchAttributeKey.for_int("OpenIncidents")
+SA_PLAYBOOK_VERSION = SearchAttributeKey.for_keyword("PlaybookVersion")
 SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     SA_STAGE,
     SA_TOUCH_MODEL,
@@ -89,4 +92,5 @@ SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
     SA_OVERDUE,
     SA_ESCALATED,
     SA_INCIDENTS,
+    SA_PLAYBOOK_VERSION,
 ]

@@ -122,7 +122,7 @@ class Checklist:
     def next_deadline(self) -> datetime | None:
         return min((step.due_at for step in self.open_steps()), default=None)
 
-    def _next_reminder(self, step: TaskStatus) -> datetime | None:
+    def next_reminder(self, step: TaskStatus) -> datetime | None:
         """The next reminder time for an open step, or None when its reminders are used up.
 
         Times before the step became active or before its last reminder are skipped, so a
@@ -139,7 +139,7 @@ class Checklist:
             return []
         reminders = []
         for step in self.open_steps():
-            at = self._next_reminder(step)
+            at = self.next_reminder(step)
             if at is None or at > now:
                 continue
             step.reminders_sent += 1
@@ -157,7 +157,7 @@ class Checklist:
         the risk); None while paused."""
         if self.paused:
             return None
-        times = [self._next_reminder(step) for step in self.open_steps()]
+        times = [self.next_reminder(step) for step in self.open_steps()]
         times += [step.due_at for step in self.open_steps()]
         return min((t for t in times if t is not None and t > now), default=None)
 

@@ -44,6 +44,7 @@ from models.journey import (
     TaskStatus,
     TouchModel,
 )
+from models.migration import AdoptPlaybook, MigrationPlan, PlaybookOffer
 from models.onboarding import (
     Incident,
     JourneyState,
@@ -51,6 +52,8 @@ from models.onboarding import (
     OnboardingState,
     RiskState,
 )
+from models.playbook import Playbook
+from workflows.onboarding import migration
 from workflows.onboarding.checklist import Checklist, Reminder, due
 from workflows.onboarding.csm import CsmDesk
 from workflows.onboarding.incidents import Incidents
@@ -111,6 +114,56 @@ class Onboarding:
         self.csm = CsmDesk(state.csm, account)
         self.records = ReadModel(state.recorded, account)
         self.incidents = Incidents(state.incidents, account)
+
+    # --- the playbook's versions -------------------------------------------------------------
+
+    def use_playbook(self, playbook: Playbook) -> None:
+        """Go on with another version of the playbook: every component reads this one."""
+        self.playbook = playbook
+        for component in (self.journey, self.checklist, self.risk, self.learning):
+            component.playbook = playbook
+
+    def playbook_changes(self, offer: PlaybookOffer, now: datetime) -> MigrationPlan:
+        """What adopting `offer` would change, worked out on a copy of the state; nothing
+        for a run of another playbook (the answer names its own)."""
+        if offer.name != self.playbook.name:
+            return self._plan(self.playbook.name, None)
+        copy = Onboarding(
+            OnboardingInput(request=self.request, playbook=self.playbook, path=self.path),
+            self.state.model_copy(deep=True),
+            self.key_prefix,
+            self.chain,
+        )
+        return copy.adopt_playbook(offer, now)
+
+    def check_adopt(self, update: AdoptPlaybook, now: datetime) -> None:
+        self.journey.check_running()
+        if update.name != self.playbook.name:
+            raise ValueError(
+                f"{self.request.account_id} runs playbook {self.playbook.name!r}, "
+                f"not {update.name!r}"
+            )
+        if update.expect is not None and self.playbook_changes(update, now).digest != update.expect:
+            raise ValueError(
+                f"{self.request.account_id} changed since the preview: preview it again"
+            )
+
+    def adopt_playbook(self, offer: PlaybookOffer, now: datetime) -> MigrationPlan:
+        """Adopt the offered version of the playbook (migration.py says the rules)."""
+        new = offer.file.resolve(offer.name, self.playbook.touch_model, self.request.locale)
+        plan = self._plan(offer.name, new.version)
+        if new.version != self.playbook.version:
+            _, plan.changes = migration.adopt(self, new, now)
+        return plan
+
+    def _plan(self, playbook: str, to_version: str | None) -> MigrationPlan:
+        return MigrationPlan(
+            account_id=self.request.account_id,
+            playbook=playbook,
+            stage=self.journey.stage,
+            from_version=self.playbook.version,
+            to_version=to_version,
+        )
 
     # --- who is who -----------------------------------------------------------------------
 

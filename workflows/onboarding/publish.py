@@ -115,6 +115,7 @@ def status(o: Onboarding, now: datetime) -> OnboardingStatus:
         plan=o.request.plan,
         touch_model=o.request.touch_model,
         playbook=o.playbook.name,
+        playbook_version=o.playbook.version,
         stage=journey.stage,
         stage_entered_at=o.journey.entered_at,
         next_deadline=None if o.journey.ended else o.checklist.next_deadline(),

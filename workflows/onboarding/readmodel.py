@@ -53,6 +53,8 @@ class ReadModel:
             changes["visits"] = new_visits
         if new_tasks := [t for t in tasks if recorded.tasks.get(t.id) != t]:
             changes["tasks"] = new_tasks
+        if removed := sorted(recorded.tasks.keys() - {t.id for t in tasks}):
+            changes["removed_tasks"] = removed  # a newer playbook dropped them
         if new_escalations := [e for e in escalations if recorded.escalations.get(e.number) != e]:
             changes["escalations"] = [e.model_copy(deep=True) for e in new_escalations]
         if recorded.tickets:
@@ -72,6 +74,8 @@ class ReadModel:
             else:
                 state.visits.append(visit)
         state.tasks.update({task.id: task for task in effects.tasks})
+        for task_id in effects.removed_tasks:
+            state.tasks.pop(task_id, None)
         state.escalations.update({e.number: e for e in effects.escalations})
         done = {record.ticket for record in effects.tickets}
         state.tickets = [(ticket, at) for ticket, at in state.tickets if ticket not in done]

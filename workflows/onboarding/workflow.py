@@ -44,12 +44,14 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
         UsersAdded,
     )
+    from models.migration import AdoptPlaybook, MigrationPlan, PlaybookOffer
     from models.onboarding import OnboardingInput, OnboardingStatus
     from workflows.activity_options import EFFECTS_HEARTBEAT, run_activity
     from workflows.contract import (
         EVERBOARDING_WORKFLOW,
         ONBOARDING_WORKFLOW,
         SA_PLAN,
+        SA_PLAYBOOK_VERSION,
         SA_STAGE,
         Queries,
         Signals,
@@ -550,11 +552,39 @@ class OnboardingWorkflow:
         await self._flush()
         return answers[0]
 
-    # --- the query ------------------------------------------------------------------------
+    @workflow.update(name=Updates.ADOPT_PLAYBOOK)
+    def adopt_playbook(self, update: AdoptPlaybook) -> MigrationPlan:
+        """Go on with a new version of the playbook (`starter.py migrate --apply`)."""
+        plan = self._o.adopt_playbook(update, workflow.now())
+        plan.applied = True
+        self._input = self._input.model_copy(update={"playbook": self._o.playbook})
+        if self._indexed and plan.to_version:
+            workflow.upsert_search_attributes([SA_PLAYBOOK_VERSION.value_set(plan.to_version)])
+        workflow.logger.info(
+            "playbook %s %s → %s by %s: %d change(s), %d refused",
+            plan.playbook,
+            plan.from_version,
+            plan.to_version,
+            update.by,
+            len(plan.changes),
+            len(plan.refused),
+        )
+        return plan
+
+    @adopt_playbook.validator
+    def _check_adopt(self, update: AdoptPlaybook) -> None:
+        self._o.check_adopt(update, workflow.now())
+
+    # --- queries --------------------------------------------------------------------------
 
     @workflow.query(name=Queries.STATUS)
     def status(self) -> OnboardingStatus:
         return publish.status(self._o, workflow.now())
+
+    @workflow.query(name=Queries.PLAYBOOK_PREVIEW)
+    def playbook_preview(self, offer: PlaybookOffer) -> MigrationPlan:
+        """What `adopt_playbook` would change now (`starter.py migrate --preview`)."""
+        return self._o.playbook_changes(offer, workflow.now())
 
 
 async def _shielded(operation: Awaitable[T], then: Callable[[T], None]) -> None:
