@@ -38,7 +38,8 @@ def status(
 def _print_status(report: StatusReport) -> None:
     out.print(
         f"[bold]{report.account_name}[/bold] ({report.account_id}) · {report.plan} plan · "
-        f"{report.touch_model}-touch · playbook {report.playbook} · workflow "
+        f"{report.touch_model}-touch · playbook {report.playbook}"
+        f"{f' ({report.playbook_version})' if report.playbook_version else ''} · workflow "
         f"{report.workflow_status}",
         highlight=False,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -114,14 +115,18 @@ async def _migrate(
     if as_json:
         _print_json(offer, plans, failed, applied=by is not None)
     else:
-        _print_plans(offer, plans, failed, applied=by is not None)
+        _print_plans(offer, plans, failed, applied=by is not None, where=where)
     refused = [p for p in plans if p.playbook == offer.name and p.refused]
     if failed or (by and refused):
         raise typer.Exit(1)
 
 
 def _print_plans(
-    offer: PlaybookOffer, plans: list[MigrationPlan], failed: dict[str, str], applied: bool
+    offer: PlaybookOffer,
+    plans: list[MigrationPlan],
+    failed: dict[str, str],
+    applied: bool,
+    where: str | None,
 ) -> None:
     ours = [p for p in plans if p.playbook == offer.name]
     changing = [p for p in ours if not p.up_to_date]
@@ -148,7 +153,11 @@ def _print_plans(
         highlight=False,
     )
     if changing and not applied:
-        out.print(f"apply with: starter.py migrate --playbook {offer.name} --apply --by YOUR-ID")
+        scope = f" --where {shlex.quote(where)}" if where else ""
+        out.print(
+            f"apply with: starter.py migrate --playbook {offer.name}{scope} --apply --by YOUR-ID",
+            highlight=False,
+        )
 
 
 def _print_json(
