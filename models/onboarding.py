@@ -9,7 +9,7 @@ only `run`.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -232,5 +232,8 @@ class OnboardingStatus(BaseModel):
         default=[], description="Open incidents: messages that could not be sent."
     )
     incidents_raised: int = 0
+    stage_deadlines: dict[str, timedelta] = Field(
+        default={}, description="Each stage's deadline on the run's own playbook version."
+    )
     locale: str = Field(default="en", description="The customer's language (the deal's).")
     timezone: str | None = Field(default=None, description="The customer's zone (the deal's).")

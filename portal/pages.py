@@ -11,8 +11,9 @@ import asyncio
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -149,11 +150,18 @@ async def _render(
     found = opened.status
     team = _team(api)
     helper = await asyncio.to_thread(access.helper, api.engine(), found.csm_id, team)
-    playbook = api.playbooks().playbook(found.playbook).resolve(found.playbook, found.touch_model)
+    deadlines: Mapping[str, timedelta] = found.stage_deadlines or {
+        # A worker from before 0.4 does not say: the file as it is now.
+        name: plan.deadline
+        for name, plan in api.playbooks()
+        .playbook(found.playbook)
+        .resolve(found.playbook, found.touch_model)
+        .stages.items()
+    }
     lives_on = None
     if found.stage is Stage.COMPLETED:
         lives_on = await everboarding(await api.client(), found.account_id)
-    page = view.page(found, playbook, datetime.now(UTC), lives_on)
+    page = view.page(found, deadlines, datetime.now(UTC), lives_on)
     template = "closed.html.j2" if page.closed else "page.html.j2"
     locale = i18n.supported(found.locale)
     html = (

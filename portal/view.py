@@ -13,6 +13,7 @@ is paused, or the current stage has been open for more than twice its deadline.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,7 +22,6 @@ from models.enums import JOURNEY, Stage
 from models.everboarding import EverboardingStatus
 from models.journey import TaskStatus
 from models.onboarding import OnboardingStatus
-from models.playbook import Playbook
 
 GO_LIVE = Stage.REVIEW  # the stage whose end is the customer's go-live
 CUSTOMER = "customer"  # the owner of the tasks the customer ticks off
@@ -87,7 +87,7 @@ class Page:
 
 def page(
     status: OnboardingStatus,
-    playbook: Playbook,
+    deadlines: Mapping[str, timedelta],
     now: datetime,
     lives_on: EverboardingStatus | None = None,
 ) -> Page:
@@ -104,7 +104,7 @@ def page(
             Course(c.id, c.title, sum(1 for m in c.modules if m.done_at), len(c.modules))
             for c in status.learning
         ],
-        projection=None if closed else project(status, playbook, now),
+        projection=None if closed else project(status, deadlines, now),
         paused=status.paused_since is not None,
         users=len(status.academy_users),
         next_digest_at=lives_on.next_digest_at if lives_on else None,
@@ -140,8 +140,11 @@ def _task(task: TaskStatus, now: datetime) -> Task:
     )
 
 
-def project(status: OnboardingStatus, playbook: Playbook, now: datetime) -> Projection:
-    """The projected go-live (see the module's docstring for how)."""
+def project(
+    status: OnboardingStatus, deadlines: Mapping[str, timedelta], now: datetime
+) -> Projection:
+    """The projected go-live (see the module's docstring for how), against each stage's
+    deadline on the run's playbook (`OnboardingStatus.stage_deadlines`)."""
     visits = {visit.stage: visit for visit in status.history}
     passed = visits.get(GO_LIVE)
     if passed is not None and passed.exited_at is not None:
@@ -150,8 +153,7 @@ def project(status: OnboardingStatus, playbook: Playbook, now: datetime) -> Proj
         return Projection(status.stage_entered_at, None, Outlook.LIVE)
 
     def planned(stage: Stage) -> timedelta:
-        plan = playbook.stages.get(stage.value)
-        return plan.deadline if plan else timedelta(0)
+        return deadlines.get(stage.value, timedelta(0))
 
     route = JOURNEY[: GO_LIVE.position + 1]
     took = [

@@ -50,9 +50,11 @@ def stack(
         yield env | {"PORTAL_URL": url}, url, folder / "api.log"
 
 
-def start(url: str, env: dict[str, str], account: str, *events: str) -> None:
+def start(
+    url: str, env: dict[str, str], account: str, *events: str, playbook: str = "standard"
+) -> None:
     deal = json.loads((ROOT / "examples" / "deal-acme.json").read_text())
-    body = json.dumps(deal | {"account_id": account}).encode()
+    body = json.dumps(deal | {"account_id": account, "playbook": playbook}).encode()
     headers = {"Content-Type": "application/json", "X-Signature": signature_header(SECRET, body)}
     assert httpx.post(f"{url}/v1/deals", content=body, headers=headers).status_code == 202
     if events:
@@ -126,6 +128,17 @@ def test_the_customer_sees_their_plan_and_ticks_their_own_task(
     assert address.rsplit("/", 1)[1] not in log.read_text()
 
 
+def keys(env: dict[str, str], account: str, part: str) -> list[str]:
+    """The keys of the account's mails in the outbox that contain `part`."""
+    found = []
+    for mail in Path(env["OUTBOX_DIR"]).glob("*.eml"):
+        message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+        key = str(message["X-Onboarding-Key"]).strip()  # a long key is folded
+        if key.startswith(f"onboarding-{account}.") and part in key:
+            found.append(key)
+    return sorted(found)
+
+
 def welcome_link(env: dict[str, str], url: str, account: str) -> str:
     """The champion's link in the account's welcome mail, at the API under test (the
     worker's PORTAL_URL is the default, the API here has a port of its own)."""
@@ -155,14 +168,19 @@ def test_the_welcome_mail_carries_the_champions_own_link(
     assert page.status_code == 200 and "Acme Logistics GmbH" in page.text
 
 
-def test_a_japanese_customers_page_is_in_japanese(stack: tuple[dict[str, str], str, Path]) -> None:
-    env, url, _ = stack
+def start_japanese(url: str, env: dict[str, str], account: str) -> str:
+    """The Japanese example deal started for `account`; its page's link."""
     deal = json.loads((ROOT / "examples" / "deal-ja.json").read_text())
-    body = json.dumps(deal | {"account_id": "portal-ja"}).encode()
+    body = json.dumps(deal | {"account_id": account}).encode()
     headers = {"Content-Type": "application/json", "X-Signature": signature_header(SECRET, body)}
     assert httpx.post(f"{url}/v1/deals", content=body, headers=headers).status_code == 202
-    wait_for_stage(env, "portal-ja", "depart")
-    page = httpx.get(link(env, "portal-ja"))
+    wait_for_stage(env, account, "depart")
+    return link(env, account)
+
+
+def test_a_japanese_customers_page_is_in_japanese(stack: tuple[dict[str, str], str, Path]) -> None:
+    env, url, _ = stack
+    page = httpx.get(start_japanese(url, env, "portal-ja"))
     assert page.status_code == 200
     assert '<html lang="ja">' in page.text
     # The CS team's titles too, where its files give them in Japanese.
@@ -374,9 +392,13 @@ def test_in_a_browser_on_a_phone_and_a_desktop(stack: tuple[dict[str, str], str,
     from playwright.sync_api import expect, sync_playwright
 
     env, url, _ = stack
-    start(url, env, "portal-browser", "contract_signed", "kickoff_held")
-    wait_for_stage(env, "portal-browser", "adopt")
+    # The demo playbook, in seconds: add-users is due 45 s into Adopt, reminded 20 s before
+    # (25 s in), at its due time (45 s), then every 30 s.
+    start(url, env, "portal-browser", "contract_signed", "kickoff_held", playbook="demo")
+    status = wait_for_stage(env, "portal-browser", "adopt")
+    entered = datetime.fromisoformat(status["stage_entered_at"])
     address = welcome_link(env, url, "portal-browser")
+    reminded = ":adopt:task:add-users:reminder:"
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -390,9 +412,14 @@ def test_in_a_browser_on_a_phone_and_a_desktop(stack: tuple[dict[str, str], str,
         assert phone.evaluate("document.documentElement.scrollWidth") <= 360
         phone.screenshot(path=ARTIFACTS / "portal-phone.png", full_page=True)
 
-        button = phone.get_by_role("button", name="Mark done: Invite your team")
-        if not button.count():  # the playbook's title for add-users
-            button = phone.locator('form[action$="/tasks/add-users"] button')
+        # The first reminder comes (the clock runs); then the customer ticks the task.
+        deadline = time.monotonic() + 60
+        while not keys(env, "portal-browser", reminded):
+            assert time.monotonic() < deadline, "no reminder for add-users"
+            time.sleep(0.5)
+        phone.reload()
+        button = phone.locator('form[action$="/tasks/add-users"] button')
+        expect(button).to_contain_text("Mark done")
         button.focus()
         phone.keyboard.press("Enter")
         expect(phone.get_by_role("status")).to_contain_text("Marked done")
@@ -403,4 +430,14 @@ def test_in_a_browser_on_a_phone_and_a_desktop(stack: tuple[dict[str, str], str,
         desktop.goto(address)
         expect(desktop.get_by_text("Expected go-live:")).to_be_visible()
         desktop.screenshot(path=ARTIFACTS / "portal-desktop.png", full_page=True)
+
+        japanese = browser.new_page(viewport={"width": 360, "height": 780})
+        japanese.goto(start_japanese(url, env, "portal-browser-ja"))
+        expect(japanese.locator("html")).to_have_attribute("lang", "ja")
+        assert japanese.evaluate("document.documentElement.scrollWidth") <= 360
+        japanese.screenshot(path=ARTIFACTS / "portal-phone-ja.png", full_page=True)
         browser.close()
+    # Its next reminder was due 45 s into Adopt: well past that, none more came.
+    time.sleep(max(0.0, (entered + timedelta(seconds=55) - datetime.now(UTC)).total_seconds()))
+    assert [key.rsplit(":", 1)[1] for key in keys(env, "portal-browser", reminded)] == ["1"]
+    assert status_json(env, "portal-browser")["tasks"]

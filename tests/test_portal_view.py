@@ -25,6 +25,11 @@ def playbook() -> Playbook:
     return load_playbook(ROOT / "playbooks", "standard").resolve("standard", TouchModel.HIGH)
 
 
+def plan(playbook: Playbook) -> dict[str, timedelta]:
+    """The stage deadlines a run's status gives (`stage_deadlines`)."""
+    return {name: stage.deadline for name, stage in playbook.stages.items()}
+
+
 def deadline(playbook: Playbook, stage: Stage) -> timedelta:
     return playbook.stages[stage.value].deadline
 
@@ -68,7 +73,7 @@ def walked(
 def test_at_the_plans_pace_the_go_live_is_the_plans_date(playbook: Playbook) -> None:
     visits = walked(playbook, 1.0, Stage.ADOPT)
     now = visits[-1][1] + DAY
-    projection = project(status(visits), playbook, now)
+    projection = project(status(visits), plan(playbook), now)
     assert projection.outlook is Outlook.ON_TRACK
     assert abs(projection.go_live - projection.planned) <= DAY  # type: ignore[operator]
 
@@ -76,7 +81,7 @@ def test_at_the_plans_pace_the_go_live_is_the_plans_date(playbook: Playbook) -> 
 def test_twice_as_slow_so_far_is_behind_and_later(playbook: Playbook) -> None:
     visits = walked(playbook, 2.0, Stage.ADOPT)
     now = visits[-1][1] + DAY
-    projection = project(status(visits), playbook, now)
+    projection = project(status(visits), plan(playbook), now)
     assert projection.outlook is Outlook.BEHIND
     remaining = (deadline(playbook, Stage.ADOPT) + deadline(playbook, Stage.REVIEW)) * 2
     assert projection.go_live == now + remaining - DAY
@@ -85,7 +90,7 @@ def test_twice_as_slow_so_far_is_behind_and_later(playbook: Playbook) -> None:
 def test_faster_than_planned_is_on_track_and_earlier(playbook: Playbook) -> None:
     visits = walked(playbook, 0.5, Stage.KICKOFF)
     now = visits[-1][1]
-    projection = project(status(visits), playbook, now)
+    projection = project(status(visits), plan(playbook), now)
     assert projection.outlook is Outlook.ON_TRACK
     assert projection.go_live < projection.planned  # type: ignore[operator]
 
@@ -94,22 +99,22 @@ def test_a_paused_clock_is_stuck_and_the_plan_moves_with_the_pause(playbook: Pla
     visits = walked(playbook, 1.0, Stage.ADOPT)
     paused = visits[-1][1] + DAY
     now = paused + 10 * DAY
-    projection = project(status(visits, paused_since=paused), playbook, now)
+    projection = project(status(visits, paused_since=paused), plan(playbook), now)
     assert projection.outlook is Outlook.STUCK
-    unpaused = project(status(visits), playbook, paused)
+    unpaused = project(status(visits), plan(playbook), paused)
     assert projection.planned == unpaused.planned + 10 * DAY  # type: ignore[operator]
 
 
 def test_a_stage_open_for_more_than_twice_its_deadline_is_stuck(playbook: Playbook) -> None:
     visits = walked(playbook, 1.0, Stage.ADOPT)
     now = visits[-1][1] + 2 * deadline(playbook, Stage.ADOPT) + DAY
-    assert project(status(visits), playbook, now).outlook is Outlook.STUCK
+    assert project(status(visits), plan(playbook), now).outlook is Outlook.STUCK
 
 
 def test_after_review_the_go_live_is_when_it_passed(playbook: Playbook) -> None:
     visits = walked(playbook, 1.0, Stage.EXPAND)
     review_passed = visits[-1][1]
-    projection = project(status(visits), playbook, review_passed + 5 * DAY)
+    projection = project(status(visits), plan(playbook), review_passed + 5 * DAY)
     assert (projection.go_live, projection.outlook) == (review_passed, Outlook.LIVE)
 
 
@@ -145,7 +150,7 @@ def test_the_page_says_what_is_overdue_and_which_tasks_the_customer_ticks(
             done_at=now - 2 * DAY,
         ),
     ]
-    shown = page(status(visits, tasks=tasks), playbook, now)
+    shown = page(status(visits, tasks=tasks), plan(playbook), now)
     by_id = {task.id: task for task in shown.tasks}
     assert by_id["add-users"].overdue_by == 2 * DAY and by_id["add-users"].tickable
     assert not by_id["sso"].tickable and by_id["sso"].overdue_by is None
@@ -161,7 +166,7 @@ def test_a_cancelled_onboarding_is_a_closed_page_without_a_projection(
     playbook: Playbook,
 ) -> None:
     visits = walked(playbook, 1.0, Stage.ADOPT) + [(Stage.CANCELLED, T0 + 40 * DAY, None)]
-    shown = page(status(visits), playbook, T0 + 41 * DAY)
+    shown = page(status(visits), plan(playbook), T0 + 41 * DAY)
     assert shown.closed and shown.projection is None
 
 

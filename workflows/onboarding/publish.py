@@ -156,6 +156,7 @@ def status(o: Onboarding, now: datetime) -> OnboardingStatus:
         run=o.state.run,
         incidents=o.incidents.open,
         incidents_raised=o.state.incidents.raised,
+        stage_deadlines={name: plan.deadline for name, plan in o.playbook.stages.items()},
         locale=o.request.locale,
         timezone=o.request.timezone,
     )
