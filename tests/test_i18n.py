@@ -33,6 +33,7 @@ from activities.notify import Notify
 from infra import i18n
 from infra.db import SessionFactory
 from infra.settings import Settings
+from models.academy import load_academy
 from models.activities import Mail, MailContext, MailTemplate, Role, TaskDue
 from models.deal_csv import read_deals
 from models.door import admit
@@ -50,7 +51,7 @@ from models.journey import (
     Stage,
     TouchModel,
 )
-from tests.conftest import ROOT, _fresh, deal, onboarding_input
+from tests.conftest import ROOT, _fresh, deal
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -60,6 +61,7 @@ LINKS = {
     "help": "https://help.example.com",
     "exit_survey": "https://survey.example.com/exit",
 }
+ACADEMY = load_academy(ROOT / "playbooks")
 MEI = CsmRef(id="csm-007", name="Mei Tanaka", email="mei.tanaka@example.com")
 TEAM = CsmRef(id="csm-pool", name="Scaled CS team", email="scaled-cs@example.com", pooled=True)
 # Customer-facing: the templates that only go to the customer, and the reminder when it does.
@@ -92,7 +94,7 @@ def contexts(request: OnboardingRequest) -> list[MailContext]:
     """Representative contexts: before and after signing, a named CSM, the pooled team and
     none yet (the AE's), a kickoff meeting or an automated one, courses or none, an open step
     due and one overdue."""
-    path = onboarding_input(request).path
+    path = ACADEMY.path_for(request.plan, request.industry, request.use_case, request.locale)
     tasks = [
         TaskDue(id="add-users", title="Add users", owner="customer", required=True, due_at=T0),
         TaskDue(id="kickoff", title="Kickoff call", owner="csm", required=True, due_at=T0 + DAY),
@@ -217,7 +219,7 @@ def internal_contexts(request: OnboardingRequest) -> list[MailContext]:
     high-touch at high risk, a cancelled run, an escalation's first rung, a kickoff meeting, the
     review's deadline), the queue (no goals recorded, an escalation not acknowledged in time, an
     automated kickoff, a lapsed run, no question asker), the pooled team, and no CSM yet."""
-    path = onboarding_input(request).path
+    path = ACADEMY.path_for(request.plan, request.industry, request.use_case, request.locale)
     tasks = [
         TaskDue(id="add-users", title="Add users", owner="customer", required=True, due_at=T0),
         TaskDue(id="kickoff", title="Kickoff call", owner="csm", required=True, due_at=T0 + DAY),
