@@ -121,22 +121,13 @@ def inbox_name(name: str) -> str:
     return name.split("(")[0].strip() or name
 
 
-# The CS team's messages whose templates are translated (the reminder: one template for the
-# customer and the team). The others are still written in English only, and go out in English
-# whatever INTERNAL_LOCALE says, rather than half translated.
-TRANSLATED_INTERNAL = frozenset({MailTemplate.REMINDER})
-
-
-def locale_for(
-    role: Role, context: MailContext, internal_locale: str, template: MailTemplate
-) -> str:
+def locale_for(role: Role, context: MailContext, internal_locale: str) -> str:
     """Customer mail is in the deal's language; the CS team's, the AE's and CS ops' in the
-    deployment's (INTERNAL_LOCALE) where their template is translated."""
+    deployment's (INTERNAL_LOCALE). Every template, the team's too, is translated into every
+    supported locale (tests/test_i18n.py fails on one that is not)."""
     if role in CUSTOMER:
         return i18n.supported(context.account.locale)
-    if template in TRANSLATED_INTERNAL:
-        return i18n.supported(internal_locale)
-    return i18n.DEFAULT_LOCALE
+    return i18n.supported(internal_locale)
 
 
 def timezone_for(role: Role, context: MailContext, default_timezone: str) -> str:

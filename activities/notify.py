@@ -144,7 +144,7 @@ class Notify:
         def draft() -> tuple[Notification, Send]:
             s = self.settings
             role = recipient_role(mail, context, to)
-            locale = locale_for(role, context, s.internal_locale, mail.template)
+            locale = locale_for(role, context, s.internal_locale)
             rendered = render(
                 self.templates[locale],
                 mail.template,
@@ -190,7 +190,7 @@ class Notify:
         def draft() -> tuple[Notification, Send]:
             s = self.settings
             rendered = render(
-                self.templates[i18n.DEFAULT_LOCALE],  # chat templates are not translated yet
+                self.templates[i18n.supported(s.internal_locale)],  # the team's language
                 mail.template,
                 context.model_dump()
                 | facts(context, s.default_currency)

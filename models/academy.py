@@ -1,7 +1,8 @@
 """The academy: the course catalogue a CS team keeps, and one customer's learning path.
 
 `playbooks/academy.toml` holds courses (made of modules, each with a target time frame),
-the features of each plan, and segment wording for industries and use cases.
+the features of each plan, and segment wording for industries and use cases, each title and
+wording optionally in other languages (`titles`, `tips`, `examples`, `outcomes`).
 `AcademyFile.path_for(request)` picks what one customer sees: only the courses and features
 their plan includes, narrowed to their industry and use case where a course says so. The
 resolved `LearningPath` travels in the workflow input, like the playbook, so editing the
@@ -68,13 +69,27 @@ class IndustryWording(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tip: str = Field(description="The welcome mail's tip, in words this industry uses.")
+    tips: dict[str, str] = Field(default={}, description="The tip in other languages.")
     example: str = Field(description="How a team in this industry uses the product.")
+    examples: dict[str, str] = Field(default={}, description="The example in other languages.")
+
+    def localized(self, locale: str) -> IndustryWording:
+        """The wording in `locale` where given, else the default; the other languages dropped,
+        so what an onboarding carries is what it shows."""
+        return IndustryWording(
+            tip=self.tips.get(locale, self.tip), example=self.examples.get(locale, self.example)
+        )
 
 
 class UseCaseWording(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: str = Field(description="What first value looks like for this use case.")
+    outcomes: dict[str, str] = Field(default={}, description="The outcome in other languages.")
+
+    def localized(self, locale: str) -> UseCaseWording:
+        """As `IndustryWording.localized`."""
+        return UseCaseWording(outcome=self.outcomes.get(locale, self.outcome))
 
 
 class AcademyFile(BaseModel):
@@ -101,10 +116,13 @@ class AcademyFile(BaseModel):
         return self
 
     def path_for(self, plan: str, industry: str, use_case: str, locale: str = "en") -> LearningPath:
-        """The courses that fit the customer, titled in their language where given."""
+        """The courses that fit the customer, titled in their language where given, and their
+        segment's wording in that language where given (else the default wording)."""
         industries = {segment(k): v for k, v in self.industries.items()}
         use_cases = {segment(k): v for k, v in self.use_cases.items()}
         fitting = [c for c in self.courses if c.fits(plan, industry, use_case)]
+        industry_wording = industries.get(segment(industry))
+        use_case_wording = use_cases.get(segment(use_case))
         return LearningPath(
             courses=[
                 localized(c, locale).model_copy(
@@ -113,8 +131,8 @@ class AcademyFile(BaseModel):
                 for c in fitting
             ],
             features=[f.name for f in self.features if plan in f.plans],
-            industry=industries.get(segment(industry)),
-            use_case=use_cases.get(segment(use_case)),
+            industry=industry_wording.localized(locale) if industry_wording else None,
+            use_case=use_case_wording.localized(locale) if use_case_wording else None,
         )
 
 

@@ -1,6 +1,7 @@
-"""Customer mail in the customer's language (issue 15): every customer-facing template in `en`
-and `ja` through the gettext catalogs, no English left in a Japanese mail, dates, times and
-money in the locale's conventions and the customer's time zone; deals naming a locale and a
+"""Mail in the reader's language (issue 15): every customer-facing template in `en` and `ja`
+through the gettext catalogs, and every message of the CS team's in the deployment's language
+(INTERNAL_LOCALE); no English of the templates left in a Japanese mail, dates, times and
+money in the locale's conventions and the reader's time zone; deals naming a locale and a
 time zone at the door and in the CSV, and running onboardings decoding as before."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from activities.mail import (
     CUSTOMER_TEMPLATES,
     FileOutbox,
     Rendered,
+    inbox_name,
     render,
     template_environment,
     variables,
@@ -31,12 +33,25 @@ from activities.notify import Notify
 from infra import i18n
 from infra.db import SessionFactory
 from infra.settings import Settings
+from models.academy import load_academy
 from models.activities import Mail, MailContext, MailTemplate, Role, TaskDue
 from models.deal_csv import read_deals
 from models.door import admit
 from models.everboarding import FeatureAnnouncement
-from models.journey import Contact, CsmRef, OnboardingRequest, TouchModel
-from tests.conftest import ROOT, _fresh, deal, onboarding_input
+from models.journey import (
+    QUEUE_ID,
+    Cancellation,
+    CancelReason,
+    Contact,
+    CsmRef,
+    Escalation,
+    OnboardingRequest,
+    RiskAssessment,
+    RiskLevel,
+    Stage,
+    TouchModel,
+)
+from tests.conftest import ROOT, _fresh, deal
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -46,10 +61,24 @@ LINKS = {
     "help": "https://help.example.com",
     "exit_survey": "https://survey.example.com/exit",
 }
+ACADEMY = load_academy(ROOT / "playbooks")
 MEI = CsmRef(id="csm-007", name="Mei Tanaka", email="mei.tanaka@example.com")
 TEAM = CsmRef(id="csm-pool", name="Scaled CS team", email="scaled-cs@example.com", pooled=True)
 # Customer-facing: the templates that only go to the customer, and the reminder when it does.
 CUSTOMER_MAIL = sorted({*CUSTOMER_TEMPLATES, MailTemplate.REMINDER})
+# The CS team's, the AE's and CS ops' messages: every other template, and the reminder when it
+# goes to the team.
+INTERNAL_MAIL = sorted(set(MailTemplate) - set(CUSTOMER_TEMPLATES))
+CHAT = sorted(t for t in MailTemplate if (ROOT / "activities/templates" / f"{t}.chat.j2").exists())
+QUEUED = CsmRef(
+    id=QUEUE_ID,
+    name="Lena Park (CS lead, onboarding queue)",
+    email="cs-queue@example.com",
+    pooled=True,
+    reason="every CSM serving the touch model is at capacity",
+)
+LEAD = Contact(name="Lena Park", email="lena.park@example.com")
+JONAS = CsmRef(id="csm-012", name="Jonas Berg", email="jonas.berg@example.com")
 
 
 @pytest.fixture
@@ -65,7 +94,7 @@ def contexts(request: OnboardingRequest) -> list[MailContext]:
     """Representative contexts: before and after signing, a named CSM, the pooled team and
     none yet (the AE's), a kickoff meeting or an automated one, courses or none, an open step
     due and one overdue."""
-    path = onboarding_input(request).path
+    path = ACADEMY.path_for(request.plan, request.industry, request.use_case, request.locale)
     tasks = [
         TaskDue(id="add-users", title="Add users", owner="customer", required=True, due_at=T0),
         TaskDue(id="kickoff", title="Kickoff call", owner="csm", required=True, due_at=T0 + DAY),
@@ -182,6 +211,131 @@ def test_a_japanese_mail_keeps_no_english_of_the_templates(template: MailTemplat
         assert not re.findall(r"[A-Za-z]{3,}", html_words), (template, ja.html)
 
 
+# --- the CS team's mail in the deployment's language -------------------------------------------
+
+
+def internal_contexts(request: OnboardingRequest) -> list[MailContext]:
+    """Representative contexts of the team's messages: a named CSM (the account switched to
+    high-touch at high risk, a cancelled run, an escalation's first rung, a kickoff meeting, the
+    review's deadline), the queue (no goals recorded, an escalation not acknowledged in time, an
+    automated kickoff, a lapsed run, no question asker), the pooled team, and no CSM yet."""
+    path = ACADEMY.path_for(request.plan, request.industry, request.use_case, request.locale)
+    tasks = [
+        TaskDue(id="add-users", title="Add users", owner="customer", required=True, due_at=T0),
+        TaskDue(id="kickoff", title="Kickoff call", owner="csm", required=True, due_at=T0 + DAY),
+    ]
+    feature = FeatureAnnouncement(
+        id="audit-log", name="Audit log", summary="who did what", plans=["premium"], announced_at=T0
+    )
+    risk = RiskAssessment(level=RiskLevel.HIGH, reasons=["no engagement for 12 days"])
+    cases = []
+    for number, csm in enumerate([MEI, QUEUED, TEAM.model_copy(update={"pooled": False}), None]):
+        first = number == 0
+        cases.append(
+            MailContext(
+                account=request.model_copy(
+                    update={
+                        "touch_model": TouchModel.LOW if number in (0, 2) else TouchModel.TECH,
+                        "goals": [] if number == 1 else request.goals,
+                    }
+                ),
+                csm=csm,
+                touch_model=TouchModel.HIGH if first else None,
+                stage_due_at=T0 + 3 * DAY if first else None,
+                kickoff_automated=number == 1,
+                path=path,
+                tasks=tasks,
+                step=tasks[number % 2],
+                now=T0,
+                digest_number=number + 1,
+                courses=path.courses if number != 1 else [],
+                features=[feature] if number != 2 else [],
+                cancellation=Cancellation(
+                    reason=CancelReason.PRICE, by="csm-007", at=T0, stage=Stage.ADOPT
+                )
+                if number in (0, 3)
+                else None,
+                risk=risk,
+                escalation=Escalation(
+                    number=2,
+                    raised_at=T0,
+                    reasons=risk.reasons,
+                    level=number % 2,
+                    notified=["csm", "cs_lead"][: number % 2 + 1],
+                ),
+                previous_csm=[None, JONAS, QUEUED, None][number],
+                reply_to=request.champion if number != 1 else None,
+                note="the customer chose another vendor",
+            )
+        )
+    return cases
+
+
+def internal_mails(
+    template: MailTemplate, locale: str
+) -> list[tuple[Rendered, dict[str, Any], Role, str]]:
+    """The team's `template` in `locale` for each context and reader (the CSM, else the CS
+    lead; a reassignment also to who had the account): text and, where it has one, chat."""
+    env = template_environment(locale)
+    found = []
+    for context in internal_contexts(japanese_deal()):
+        csm = context.csm
+        if csm is None and template in (MailTemplate.HANDOFF_BRIEF, MailTemplate.REASSIGNED):
+            continue  # both are about a CSM
+        readers = (
+            [(Contact(name=csm.name, email=csm.email), Role.CSM)] if csm else [(LEAD, Role.LEAD)]
+        )
+        if template is MailTemplate.REASSIGNED:
+            readers.append((Contact(name=JONAS.name, email=JONAS.email), Role.CSM))
+        # The brief is posted to chat only while the account waits in the queue.
+        queued = csm is not None and csm.pooled
+        chat = template in CHAT and (template is not MailTemplate.HANDOFF_BRIEF or queued)
+        for to, role in readers:
+            mail = Mail(key="k", template=template, to=to, role=role)
+            values = variables(
+                mail, context, to, links=LINKS, default_currency="EUR", locale=locale
+            )
+            for kind in ["txt", "chat"] if chat else ["txt"]:
+                found.append((render(env, template, values, kind), values, role, kind))
+    return found
+
+
+# Commands stay as the CLI reads them (`starter.py ack sakura --by YOUR-ID`); what a placeholder
+# in quotes asks for is worded. `CSM` is written so by a Japanese CS team too.
+COMMAND = re.compile(r'starter\.py(?: (?:[\w./+-]+|"\.\.\."))*')
+KEPT_IN_JAPANESE = {"CSM"}
+
+
+def own_words(text: str, values: dict[str, Any]) -> str:
+    """What the template says, without the data, the commands, or the reader's name as it is
+    greeted (a shared inbox without its note)."""
+    text = COMMAND.sub(" ", text).replace(inbox_name(values["recipient"]["name"]), " ")
+    return without_data(text, values)
+
+
+@pytest.mark.parametrize("template", INTERNAL_MAIL)
+def test_the_teams_mail_in_japanese_keeps_no_english_of_the_templates(
+    template: MailTemplate,
+) -> None:
+    """INTERNAL_LOCALE=ja: every message to the CS team, the AE and CS ops, and its chat
+    version, greets a colleague as a Japanese team does and keeps nothing of the English
+    templates but the commands to run; in `en` it is English as before."""
+    english, japanese = internal_mails(template, "en"), internal_mails(template, "ja")
+    assert english and len(english) == len(japanese)
+    for (en, values, role, kind), (ja, _, _, _) in zip(english, japanese, strict=True):
+        if kind == "txt":
+            assert en.text.startswith("Hi "), en.text
+            assert "お疲れさまです。" in ja.text and "Hi " not in ja.text, ja.text
+            assert ja.text.split("\n")[0].endswith(("さん", "各位")), ja.text
+        for en_part, ja_part in ((en.subject, ja.subject), (en.text, ja.text)):
+            assert not re.search(r"[\u3040-\u30ff]", own_words(en_part, values)), en_part
+            for line in en_part.splitlines():
+                if re.search(r"[A-Za-z]{2,}", own_words(line, values)):
+                    assert line.strip() not in ja_part, (template, kind, line)
+            left = set(re.findall(r"[A-Za-z]{3,}", own_words(ja_part, values)))
+            assert not left - KEPT_IN_JAPANESE, (template, kind, role, ja_part)
+
+
 def _extracted() -> set[str | tuple[str, ...]]:
     with (ROOT / "babel.cfg").open() as file:
         method_map, options_map = parse_mapping_cfg(file)
@@ -278,10 +432,11 @@ def test_a_japanese_customers_mail_goes_out_in_japanese_and_the_teams_in_english
     )
 
 
-def test_a_japanese_team_can_have_its_own_mail_in_japanese_as_far_as_translated(
+def test_a_japanese_team_has_its_own_mail_in_japanese(
     sessions: SessionFactory, tmp_path: Path
 ) -> None:
-    """INTERNAL_LOCALE=ja: greetings, dates and the reminder's words are Japanese."""
+    """INTERNAL_LOCALE=ja: greetings, dates and words of every message to the team are
+    Japanese, the customer's mail stays in the deal's language."""
     request = deal("acme")
     settings = Settings(outbox_dir=tmp_path, internal_locale="ja", default_timezone="Asia/Tokyo")
     notify = Notify(sessions, FileOutbox(tmp_path), settings)
@@ -296,17 +451,62 @@ def test_a_japanese_team_can_have_its_own_mail_in_japanese_as_far_as_translated(
     assert text.startswith("田中 芽衣 さん\n\nお疲れさまです。\n"), text
     assert "「Add users」は期日（2026年12月1日）を過ぎております" in text
     assert "期日を延ばす場合： starter.py extend acme --task add-users" in text
-    # A message to the team whose template is not translated yet goes out in English, whole.
+    # The brief, as every message to the team, is Japanese too; the commands as the CLI reads them.
     brief = Mail(key="b", template=MailTemplate.HANDOFF_BRIEF, to=csm, role=Role.CSM)
     notify.send_email(brief, context.model_copy(update={"csm": MEI}), "acme", csm)
     message = message_from_bytes((tmp_path / "b.eml").read_bytes(), policy=policy.default)
+    assert (
+        message["Subject"]
+        == "【引き継ぎ】Acme Logistics GmbH 様（premium、ハイタッチ）のご担当をお願いします"
+    )
     body = message.get_body(("plain",))  # type: ignore[attr-defined]
-    assert str(body.get_content()).startswith("Hi 田中,\n\nAcme Logistics GmbH is assigned to you.")
+    text = str(body.get_content())
+    assert text.startswith(
+        "田中 芽衣 さん\n\nお疲れさまです。\n\nAcme Logistics GmbH 様のご担当をお願いします。"
+    ), text
+    assert "契約金額：     $84,000\n" in text  # the values line up: a wide character is two columns
+    assert text.endswith("オンボーディングの状況： starter.py status acme\n")
     # The customer of an English deal is still written to in English.
     english = Mail(key="w", template=MailTemplate.WELCOME, to=request.champion)
     notify.send_email(english, context, "acme", request.champion)
     welcome = message_from_bytes((tmp_path / "w.eml").read_bytes(), policy=policy.default)
     assert welcome["Subject"] == "Welcome aboard, Kenji!"
+
+
+@pytest.mark.parametrize("internal_locale", i18n.SUPPORTED_LOCALES)
+def test_every_message_to_the_team_is_in_internal_locale_whatever_the_customers(
+    internal_locale: str,
+    sessions: SessionFactory,
+    tmp_path: Path,
+    chat: tuple[list[dict[str, Any]], str],
+) -> None:
+    """A Japanese customer's onboarding: each message to the team, and its chat post, goes
+    out in INTERNAL_LOCALE, `en` as it always was."""
+    request = japanese_deal()
+    posts, chat_url = chat
+    settings = Settings(outbox_dir=tmp_path, internal_locale=internal_locale, chat_urls=[chat_url])
+    notify = Notify(sessions, FileOutbox(tmp_path), settings)
+    context = internal_contexts(request)[1]  # the queue's: every template has a chat version
+    to = Contact(name=QUEUED.name, email=QUEUED.email)
+    for template in INTERNAL_MAIL:
+        mail = Mail(key=str(template), template=template, to=to, role=Role.CSM, chat=True)
+        assert notify.send_email(mail, context, request.account_id, to).sent
+        message = message_from_bytes(
+            (tmp_path / f"{template}.eml").read_bytes(), policy=policy.default
+        )
+        body = message.get_body(("plain",))  # type: ignore[attr-defined]
+        text, subject = str(body.get_content()), str(message["Subject"])
+        if internal_locale == "ja":
+            assert text.startswith("Lena Park 各位\n\nお疲れさまです。\n\n"), (template, text)
+            assert subject.startswith("【") and "様" in subject, (template, subject)
+        else:
+            assert text.startswith("Hi Lena Park,\n\n"), (template, text)
+            assert "様" not in text + subject and "【" not in subject, (template, text)
+        if template in CHAT:
+            assert notify.send_chat(mail, context, request.account_id).sent
+            post = posts[-1]
+            japanese = "様" in post["title"]
+            assert japanese is (internal_locale == "ja"), (template, post)
 
 
 def test_the_portal_link_shows_only_when_there_is_one() -> None:
