@@ -21,7 +21,7 @@ from typing import NoReturn
 
 # Each module registers its commands on the shared app when imported: this is --help's order.
 # isort: off
-from cli import start, journey, incidents, lookup, portal, report, roster, doctor, reconcile  # noqa: F401
+from cli import start, journey, incidents, lookup, portal, report, roster, doctor, reconcile, replay  # noqa: F401
 
 # isort: on
 from cli.app import app, error_line
