@@ -137,7 +137,7 @@ def _run(execution: WorkflowExecution) -> Run:
 
 async def _replay(client: Client, chosen: list[Run], max_events: int, verdict: Verdict) -> None:
     """Fetch the chosen runs' histories, FETCHES at a time, and replay each as it arrives
-    (memory holds a few histories, not all); the verdict records every outcome."""
+    (memory holds a few histories, never all); the verdict records every outcome."""
     from rich.progress import Progress  # heavy, and only this command shows one
     from temporalio.runtime import Runtime, TelemetryConfig
     from temporalio.worker import Replayer
@@ -154,20 +154,20 @@ async def _replay(client: Client, chosen: list[Run], max_events: int, verdict: V
         # stdout may be --json.
         runtime=Runtime(telemetry=TelemetryConfig(logging=None)),
     )
-    arrived: asyncio.Queue[tuple[Run, WorkflowHistory] | None] = asyncio.Queue(FETCHES)
+    arrived: asyncio.Queue[tuple[Run, WorkflowHistory] | None] = asyncio.Queue(1)
     gate = asyncio.Semaphore(FETCHES)
 
     with Progress(console=err, transient=False) as progress:
-        bar = progress.add_task(f"replaying {len(chosen)} runs", total=len(chosen))
+        bar = progress.add_task(f"replaying {_runs(len(chosen))}", total=len(chosen))
 
         async def fetch(run: Run) -> None:
-            async with gate:
+            async with gate:  # held until the replay takes it: FETCHES histories in memory
                 history = await _history(client, run, max_events)
-            if isinstance(history, str):
-                verdict.skipped.append(Skipped(run, history))
-                progress.advance(bar)
-            else:
-                await arrived.put((run, history))
+                if isinstance(history, str):
+                    verdict.skipped.append(Skipped(run, history))
+                    progress.advance(bar)
+                else:
+                    await arrived.put((run, history))
 
         async def fetch_all() -> None:
             try:
@@ -256,7 +256,7 @@ def _found_line(verdict: Verdict, closed_within: str) -> str:
         else "replaying all of them"
     )
     kinds = _by_type(verdict.found)
-    return f"{found} runs running or closed within {closed_within} ({kinds}): {what}"
+    return f"{_runs(found)} running or closed within {closed_within} ({kinds}): {what}"
 
 
 def _print(verdict: Verdict, closed_within: str) -> None:
@@ -274,6 +274,9 @@ def _print(verdict: Verdict, closed_within: str) -> None:
             f"not replayed: {skipped.run.workflow_id} (run {skipped.run.run_id}): {skipped.reason}"
         )
     replayed = sum(verdict.replayed.values())
+    if not replayed:
+        out.print("no run replayed: every one chosen was left out (the notes above say why)")
+        return
     if verdict.passed:
         left_out = f" ({len(verdict.skipped)} not replayed, above)" if verdict.skipped else ""
         out.print(
@@ -297,8 +300,12 @@ def _print(verdict: Verdict, closed_within: str) -> None:
         if any(broken.nondeterministic for broken in verdict.broken)
         else ""
     )
-    error_line(f"{len(verdict.broken)} of {replayed} runs would break on this code{hint}")
+    error_line(f"{len(verdict.broken)} of {_runs(replayed)} would break on this code{hint}")
 
 
 def _by_type(counts: Counter[str]) -> str:
     return ", ".join(f"{n} {kind} run{'s' if n != 1 else ''}" for kind, n in sorted(counts.items()))
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'s' if n != 1 else ''}"
