@@ -22,7 +22,7 @@ from typing import NoReturn
 # Each module registers its commands on the shared app when imported: this is --help's order.
 # isort: off
 from cli import start, journey, incidents, lookup, portal, report, roster  # noqa: F401
-from cli import doctor, reconcile, migrate  # noqa: F401
+from cli import doctor, reconcile, migrate, replay  # noqa: F401
 
 # isort: on
 from cli.app import app, error_line

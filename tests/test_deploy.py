@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer.main
 import yaml
 
 from infra.settings import Settings
@@ -19,7 +20,8 @@ from tests.conftest import ROOT
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
 COMPOSE = yaml.safe_load(COMPOSE_TEXT)
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ("migrate", "worker", "codec-server", "api")  # the ones that run the project's image
+# The ones that run the project's image.
+APP_SERVICES = ("migrate", "replay-check", "worker", "codec-server", "api")
 # What the app reads: its settings, and the Temporal SDK's environment config.
 KNOWN = {name.upper() for name in Settings.model_fields} | {
     "TEMPORAL_ADDRESS",
@@ -100,6 +102,7 @@ def test_every_part_of_the_stack_is_there() -> None:
         "app-db",
         "mailpit",
         "migrate",
+        "replay-check",
         "worker",
     } <= set(SERVICES)
 
@@ -154,7 +157,7 @@ def test_each_secret_reaches_only_the_services_that_need_it() -> None:
     assert holders == {
         "TEMPORAL_DB_PASSWORD": {"temporal-db", "temporal"},
         "APP_DB_PASSWORD": {"app-db", "migrate", "worker", "api"},
-        "ENCRYPTION_KEYS": {"worker", "codec-server", "api"},
+        "ENCRYPTION_KEYS": {"worker", "codec-server", "api", "replay-check"},
         "CODEC_SERVER_TOKEN": {"codec-server"},
         "WEBHOOK_SECRET": {"api"},
         "API_TOKENS": {"api"},
@@ -217,6 +220,23 @@ def test_the_worker_starts_only_on_a_healthy_migrated_stack() -> None:
         assert worker["depends_on"][dependency]["condition"] == "service_healthy"
     assert SERVICES["migrate"]["command"] == ["alembic", "upgrade", "head"]
     assert "9464" in str(worker["healthcheck"]["test"])
+
+
+def test_a_new_image_replays_the_clusters_runs_before_its_workers_start() -> None:
+    import starter  # noqa: F401  (registers every command on the app)
+    from cli.app import app
+
+    services = rendered()
+    gate, worker = services["replay-check"], services["worker"]
+    assert worker["depends_on"]["replay-check"]["condition"] == "service_completed_successfully"
+    # A one-shot run of the CLI command, on the workers' image, against the same cluster.
+    assert gate["command"] == ["python", "starter.py", "replay-check"]
+    assert "replay-check" in typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert gate["restart"] == "no" and "healthcheck" not in gate and "ports" not in gate
+    assert gate["depends_on"]["temporal"]["condition"] == "service_healthy"
+    for name in ("TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "ENCRYPTION_KEYS"):
+        # The histories are encrypted with the workers' keys: the gate decodes with them.
+        assert gate["environment"][name] == worker["environment"][name], name
 
 
 def test_the_worker_gets_every_setting_it_needs() -> None:
