@@ -148,6 +148,12 @@ async def first_version_current(client: Client, version: WorkerDeploymentVersion
             log.info("version %s is current: the deployment's first", name)
             return
         except RPCError as error:
+            if error.status == RPCStatusCode.UNIMPLEMENTED:
+                log.error(
+                    "this Temporal server knows no worker deployments (it needs 1.28 or later):"
+                    " set WORKER_VERSIONING=false, or upgrade it"
+                )
+                return
             # Not found / no pollers yet: the server registers a version from its first polls.
             if error.status not in (
                 RPCStatusCode.NOT_FOUND,
