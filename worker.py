@@ -28,7 +28,7 @@ from temporalio.api.workflowservice.v1 import (
     SetWorkerDeploymentCurrentVersionRequest,
 )
 from temporalio.client import Client
-from temporalio.common import WorkerDeploymentVersion
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -99,12 +99,17 @@ def build_worker(
 
 
 def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
-    """With WORKER_VERSIONING, the worker polls as its version; no default behaviour, so
-    the SDK refuses to start a worker with a workflow that has not chosen one (each
-    `@workflow.defn` says PINNED or AUTO_UPGRADE, and README: Deploying a new version, why)."""
+    """With WORKER_VERSIONING, the worker polls as its version and every run auto-upgrades:
+    it moves to the current version at its next task (changes are patched and proven by the
+    replay tests). Not per workflow in `@workflow.defn`: Server 1.32 refuses a declared
+    behaviour from an unversioned worker (README: Deploying a new version)."""
     if not settings.worker_versioning:
         return None  # unversioned: the time-skipping test server knows no deployments
-    return WorkerDeploymentConfig(version=settings.deployment_version(), use_worker_versioning=True)
+    return WorkerDeploymentConfig(
+        version=settings.deployment_version(),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+    )
 
 
 async def first_version_current(client: Client, version: WorkerDeploymentVersion) -> None:

@@ -5,7 +5,6 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 
 with workflow.unsafe.imports_passed_through():
     from activities.effects import EffectActivities
@@ -25,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.onboarding.stages import bound
 
 
-@workflow.defn(name=EVERBOARDING_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
+@workflow.defn(name=EVERBOARDING_WORKFLOW)
 class EverboardingWorkflow:
     """Runs for as long as the account is a customer: a "keep learning" mail, then on the
     playbook's cadence a digest with the next advanced courses of the account's path and the
@@ -74,12 +73,7 @@ class EverboardingWorkflow:
             ):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._churn is None:
-                    workflow.continue_as_new(
-                        input.model_copy(update={"state": state}),
-                        initial_versioning_behavior=(
-                            workflow.ContinueAsNewVersioningBehavior.AUTO_UPGRADE
-                        ),
-                    )
+                    workflow.continue_as_new(input.model_copy(update={"state": state}))
             wake_at = min(t for t in (state.next_digest_at, state.next_checkin_at) if t)
             with suppress(TimeoutError):
                 await workflow.wait_condition(

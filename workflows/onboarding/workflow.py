@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, VersioningBehavior
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
@@ -73,7 +73,7 @@ FINISHED_STATE = "finished-state-v1"
 HAND_OVER_AT = HISTORY_BUDGET * 4 // 5
 
 
-@workflow.defn(name=ONBOARDING_WORKFLOW, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name=ONBOARDING_WORKFLOW)
 class OnboardingWorkflow:
     """Walks one account through depart → handoff → kickoff → adopt → review → expand.
 
