@@ -175,8 +175,10 @@ async def test_runs_move_to_a_new_version_as_their_versioning_behaviour_says(
             id="everboarding-vers-ever",
             task_queue=TASK_QUEUE,
         )
-        assert await build_of(onboarding) == (V1, "AUTO_UPGRADE")
+        # Where the first workflow task ran (it may not have run yet).
+        await eventually(lambda: _on(onboarding, V1))
         await eventually(lambda: _on(everboarding, V1))
+        assert await build_of(onboarding) == (V1, "AUTO_UPGRADE")
 
         with worker_as(env, V2, tmp_path / "v2.log"):
             await eventually(
