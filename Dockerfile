@@ -18,6 +18,12 @@ RUN pybabel compile --statistics -d locales
 # Bytecode for every module, written while the code is still writable: the workflow sandbox
 # loads the workflow modules afresh for each run it creates (see worker.compile_workflows).
 RUN python -m compileall -q .
+# The version the workers poll as (README: Deploying a new version): the image has no .git to
+# read the commit from, so the build is told: `docker compose build --build-arg
+# WORKER_BUILD_ID=0.4.0+$(git rev-parse --short=7 HEAD)`. Empty: the release version alone,
+# which every build of that release shares.
+ARG WORKER_BUILD_ID=""
+ENV WORKER_BUILD_ID=${WORKER_BUILD_ID}
 # The code stays root's (read-only to the app); the processes run as an unprivileged user.
 RUN useradd --system --uid 10001 --no-create-home onboarding
 USER onboarding

@@ -23,8 +23,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+)
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.assign import AssignActivities
@@ -88,7 +94,80 @@ def build_worker(
         max_cached_workflows=settings.max_cached_workflows,
         graceful_shutdown_timeout=graceful_shutdown,
         workflow_runner=workflow_runner(),
+        deployment_config=deployment_config(settings),
     )
+
+
+def deployment_config(settings: Settings) -> WorkerDeploymentConfig | None:
+    """With WORKER_VERSIONING, the worker polls as its version and every run auto-upgrades:
+    it moves to the current version at its next task (changes are patched and proven by the
+    replay tests). Not per workflow in `@workflow.defn`: Server 1.32 refuses a declared
+    behaviour from an unversioned worker (README: Deploying a new version)."""
+    if not settings.worker_versioning:
+        return None  # unversioned: the time-skipping test server knows no deployments
+    return WorkerDeploymentConfig(
+        version=settings.deployment_version(),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.AUTO_UPGRADE,
+    )
+
+
+async def first_version_current(client: Client, version: WorkerDeploymentVersion) -> None:
+    """Make `version` current if its deployment never had a current version (a new
+    installation: otherwise nothing would run, as tasks wait for a current version); later
+    versions are made current by a person, after `starter.py replay-check` (README: Deploying
+    a new version). Retries while the server has not yet seen this worker's polls."""
+    name = version.to_canonical_string()
+    for _ in range(60):
+        try:
+            described = await client.workflow_service.describe_worker_deployment(
+                DescribeWorkerDeploymentRequest(
+                    namespace=client.namespace, deployment_name=version.deployment_name
+                )
+            )
+            routing = described.worker_deployment_info.routing_config
+            if routing.HasField("current_version_changed_time"):
+                current = routing.current_deployment_version.build_id or "unversioned workers"
+                if current == version.build_id:
+                    log.info("version %s is current", name)
+                else:
+                    log.warning(
+                        "version %s polls, but %s is current: after `starter.py replay-check`,"
+                        " `temporal worker deployment set-current-version --deployment-name %s"
+                        " --build-id %s` (README: Deploying a new version)",
+                        name,
+                        current,
+                        version.deployment_name,
+                        version.build_id,
+                    )
+                return
+            await client.workflow_service.set_worker_deployment_current_version(
+                SetWorkerDeploymentCurrentVersionRequest(
+                    namespace=client.namespace,
+                    deployment_name=version.deployment_name,
+                    build_id=version.build_id,
+                    conflict_token=described.conflict_token,
+                    identity=client.identity,
+                )
+            )
+            log.info("version %s is current: the deployment's first", name)
+            return
+        except RPCError as error:
+            if error.status == RPCStatusCode.UNIMPLEMENTED:
+                log.error(
+                    "this Temporal server knows no worker deployments (it needs 1.28 or later):"
+                    " set WORKER_VERSIONING=false, or upgrade it"
+                )
+                return
+            # Not found / no pollers yet: the server registers a version from its first polls.
+            if error.status not in (
+                RPCStatusCode.NOT_FOUND,
+                RPCStatusCode.FAILED_PRECONDITION,
+                RPCStatusCode.ABORTED,  # another worker changed it meanwhile: look again
+            ):
+                raise
+        await asyncio.sleep(0.5)
+    log.warning("version %s: the server did not register its polls within 30 s", name)
 
 
 WORKFLOWS = [OnboardingWorkflow, EverboardingWorkflow]
@@ -178,8 +257,20 @@ async def main() -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with worker:
-            log.info("worker polling task queue %r", TASK_QUEUE)
+            claiming = None
+            if settings.worker_versioning:
+                version = settings.deployment_version()
+                log.info(
+                    "worker polling task queue %r as version %s",
+                    TASK_QUEUE,
+                    version.to_canonical_string(),
+                )
+                claiming = asyncio.create_task(first_version_current(client, version))
+            else:
+                log.info("worker polling task queue %r (unversioned)", TASK_QUEUE)
             await stop.wait()
+            if claiming is not None:
+                claiming.cancel()
             log.info("shutting down: finishing running activities")
     log.info("worker stopped")
 

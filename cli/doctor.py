@@ -7,17 +7,25 @@ from dataclasses import dataclass
 
 import typer
 from rich.markup import escape
-from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.enums.v1 import TaskQueueType, WorkerDeploymentVersionStatus
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
+    DescribeWorkerDeploymentRequest,
+)
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from cli.app import Failure, app, connect, out
 from cli.reconcile import find_orphans
 from infra.db import SchemaError, check_schema, current_revision, make_engine
 from infra.search_attributes import missing_search_attributes
-from workflows.contract import ONBOARDING_WORKFLOW, SA_INCIDENTS, TASK_QUEUE
+from workflows.contract import (
+    EVERBOARDING_WORKFLOW,
+    ONBOARDING_WORKFLOW,
+    SA_INCIDENTS,
+    TASK_QUEUE,
+)
 
 
 @dataclass
@@ -32,15 +40,18 @@ class Check:
 @app.command()
 def doctor() -> None:
     """Check the database (reachable, migrated), Temporal (reachable, search attributes), the
-    workers (polling the task queue) and that every open onboarding still has a running
-    workflow; each failure says what to do. Exit 1 if any fails."""
+    workers (polling the task queue), the worker deployment (which version is current or
+    ramping, and how many runs sit on each) and that every open onboarding still has a
+    running workflow; each failure says what to do. Exit 1 if any fails."""
     checks = [_database()]
 
     async def go() -> None:
         client = await connect()
         checks.append(Check("temporal", True, client.service_client.config.target_host))
         checks.append(await _search_attributes(client))
-        checks.append(await _workers(client))
+        pollers = await _pollers(client)
+        checks.append(_workers(pollers))
+        checks.extend(await _deployment(client, pollers))
         checks.append(await _incidents(client))
         if checks[0].ok:  # the database answers: are its open rows still running?
             checks.append(await _open_rows(client))
@@ -130,8 +141,10 @@ async def _search_attributes(client: Client) -> Check:
     return Check("search attributes", True, "all registered")
 
 
-async def _workers(client: Client) -> Check:
-    pollers = {}
+async def _pollers(client: Client) -> dict[int, dict[str, str]]:
+    """Who polls the task queue, per kind (workflow, activity): identity → build id ("" when
+    unversioned). The server lists a stopped worker for a few minutes more."""
+    pollers: dict[int, dict[str, str]] = {}
     for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
         described = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
@@ -140,7 +153,13 @@ async def _workers(client: Client) -> Check:
                 task_queue_type=kind,
             )
         )
-        pollers[kind] = {poller.identity for poller in described.pollers}
+        pollers[kind] = {
+            poller.identity: poller.deployment_options.build_id for poller in described.pollers
+        }
+    return pollers
+
+
+def _workers(pollers: dict[int, dict[str, str]]) -> Check:
     workers = pollers[TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW]
     if not workers or not pollers[TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]:
         return Check(
@@ -149,6 +168,94 @@ async def _workers(client: Client) -> Check:
             f"nobody polls task queue {TASK_QUEUE!r}: onboardings wait. Start one "
             "(make worker, or docker compose up worker)",
         )
-    return Check(
-        "workers", True, f"{len(workers)} polling {TASK_QUEUE!r}: {', '.join(sorted(workers))}"
+    named = (f"{who} ({build})" if build else who for who, build in sorted(workers.items()))
+    return Check("workers", True, f"{len(workers)} polling {TASK_QUEUE!r}: {', '.join(named)}")
+
+
+STATUS = {
+    WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_INACTIVE: "never current",
+    WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_CURRENT: "current",
+    WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_RAMPING: "ramping",
+    WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_DRAINING: "draining",
+    WorkerDeploymentVersionStatus.WORKER_DEPLOYMENT_VERSION_STATUS_DRAINED: "drained",
+}
+
+
+async def _deployment(client: Client, pollers: dict[int, dict[str, str]]) -> list[Check]:
+    """The deployment WORKER_DEPLOYMENT names: one line for what serves, one per version
+    with its running onboardings and everboardings (visibility's
+    TemporalWorkerDeploymentVersion: where each run's last task ran; an auto-upgrading
+    onboarding moves at its next task), and the runs that no version has taken yet."""
+    from infra.settings import load_settings
+
+    name = load_settings().worker_deployment
+    try:
+        described = await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=name)
+        )
+    except RPCError as error:
+        if error.status != RPCStatusCode.NOT_FOUND:
+            return [Check("deployment", True, f"cannot describe it: {error.message}", warn=True)]
+        return [
+            Check(
+                "deployment",
+                True,
+                f"no worker has polled as a version of {name!r}: workers are unversioned "
+                "(WORKER_VERSIONING is off)",
+            )
+        ]
+    info = described.worker_deployment_info
+    routing = info.routing_config
+    polling = set(pollers[TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW].values())
+    if not routing.HasField("current_version_changed_time"):
+        serves = Check(
+            "deployment",
+            False,
+            f"{name}: no version is current, so no run moves. Make one current: temporal "
+            f"worker deployment set-current-version --deployment-name {name} --build-id BUILD",
+        )
+    else:
+        current = routing.current_deployment_version.build_id or "unversioned workers"
+        ramping = routing.ramping_deployment_version.build_id
+        detail = f"{name}: current {current}"
+        if routing.HasField("ramping_version_changed_time") and (
+            ramping or routing.ramping_version_percentage
+        ):
+            ramping = ramping or "unversioned workers"
+            detail += f", ramping {ramping} at {routing.ramping_version_percentage:g}%"
+        serves = Check("deployment", True, detail)
+    checks = [serves]
+    for summary in info.version_summaries:
+        build = summary.deployment_version.build_id
+        counts = await _running(client, f"TemporalWorkerDeploymentVersion = '{name}:{build}'")
+        status = STATUS.get(summary.status, "unknown")
+        ok, warn, note = True, False, ""
+        if build not in polling and status in ("current", "ramping"):
+            ok, note = False, ": no worker polls as it, so the runs it serves wait; start one"
+        elif build not in polling and counts[EVERBOARDING_WORKFLOW]:
+            ok, note = False, ": everboardings are pinned to it and no worker polls as it"
+        elif status == "drained" and build in polling:
+            warn, note = True, ": no run needs it any more, its workers may stop"
+        checks.append(Check(f"version {build}", ok, f"{status}, {_counted(counts)}{note}", warn))
+    waiting = await _running(client, "TemporalWorkerDeploymentVersion IS NULL")
+    if any(waiting.values()):
+        checks.append(Check("unversioned", True, f"{_counted(waiting)} on no version yet"))
+    return checks
+
+
+async def _running(client: Client, where: str) -> dict[str, int]:
+    """Running onboardings and everboardings matching `where`."""
+    found = {}
+    for kind in (ONBOARDING_WORKFLOW, EVERBOARDING_WORKFLOW):
+        counted = await client.count_workflows(
+            f"WorkflowType = '{kind}' AND ExecutionStatus = 'Running' AND {where}"
+        )
+        found[kind] = counted.count
+    return found
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return (
+        f"{counts[ONBOARDING_WORKFLOW]} onboarding(s) and "
+        f"{counts[EVERBOARDING_WORKFLOW]} everboarding(s) running"
     )

@@ -9,12 +9,16 @@ import json
 import logging
 import re
 import stat
+import subprocess
+import tomllib
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, Secret, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
 from temporalio.envconfig import ClientConfig
 from temporalio.runtime import (
     LogForwardingConfig,
@@ -123,6 +127,44 @@ class Settings(BaseSettings):
     portal_secret: SecretStr | None = None
     portal_secret_file: Path = DATA_DIR / "portal-secret"
     portal_link_days: int = Field(default=30, ge=1, le=365)
+
+    # Worker Deployment versioning (README: Deploying a new version). Off, workers poll
+    # unversioned and every run goes to whichever polls (the tests, a bare `make worker`); on
+    # (`make run`, compose), each worker polls as version WORKER_DEPLOYMENT.WORKER_BUILD_ID and
+    # Temporal routes each run to the version its versioning behaviour says. The build id
+    # defaults to the release version and the commit (`0.3.0+6b1d39d`, see default_build_id).
+    worker_versioning: bool = False
+    worker_deployment: str = "onboarding"
+    worker_build_id: str | None = None
+
+    def deployment_version(self) -> WorkerDeploymentVersion:
+        """The version this checkout's workers poll as (the build id derived when unset)."""
+        return WorkerDeploymentVersion(
+            self.worker_deployment, self.worker_build_id or default_build_id(ROOT)
+        )
+
+    @field_validator("worker_deployment")
+    @classmethod
+    def _deployment_name(cls, value: str) -> str:
+        # Temporal writes a version as `name.build_id` and splits it at the first dot.
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", value):
+            raise ValueError(
+                "must be 1 to 100 letters, digits, '-' or '_', starting with a letter or digit "
+                "(no '.': Temporal joins the name and the build id with one)"
+            )
+        return value
+
+    @field_validator("worker_build_id")
+    @classmethod
+    def _build_id(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None  # empty (the image's default): derived
+        if not re.fullmatch(BUILD_ID, value):
+            raise ValueError(
+                "must be 1 to 128 letters, digits, '.', '+', '-' or '_', starting with a "
+                "letter or digit, e.g. 0.4.0+6b1d39d"
+            )
+        return value
 
     @field_validator("encryption_keys")
     @classmethod
@@ -252,6 +294,34 @@ class Settings(BaseSettings):
                 "relay on this host"
             )
         return self
+
+
+# A build id as the settings accept it: what a version and a commit make (`0.4.0+6b1d39d`),
+# nothing that needs quoting in a visibility query or a shell.
+BUILD_ID = r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}"
+
+
+@cache
+def default_build_id(root: Path) -> str:
+    """The release version in `root`'s pyproject.toml, with the commit checked out when `root`
+    is a git checkout: `0.3.0+6b1d39d`. The image has no .git: its build passes
+    WORKER_BUILD_ID instead (Dockerfile). Uncommitted edits do not change it: a worker run
+    from a modified tree polls as the commit it was modified from."""
+    version = str(tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"])
+    if not (root / ".git").exists():  # a worktree's .git is a file
+        return version
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=7", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version  # no git on this machine, or no commit yet
+    return f"{version}+{commit}" if commit else version
 
 
 def _private_file(path: Path) -> str | None:

@@ -304,3 +304,23 @@ def test_compose_file_is_where_the_readme_says() -> None:
 def test_the_workers_cache_is_sized_by_a_setting_the_compose_stack_passes() -> None:
     env = rendered()["worker"]["environment"]
     assert env["MAX_CACHED_WORKFLOWS"] == "1000"
+
+
+def test_the_workers_poll_as_a_version_of_the_deployment() -> None:
+    env = rendered()["worker"]["environment"]
+    # Off with the bundled server (it predates deployments), on when .env says so.
+    assert env["WORKER_VERSIONING"] == "false"
+    versioned = rendered(SECRETS | {"WORKER_VERSIONING": "true"})["worker"]["environment"]
+    assert versioned["WORKER_VERSIONING"] == "true"
+    assert env["WORKER_DEPLOYMENT"] == "onboarding"
+    assert (
+        rendered(SECRETS | {"WORKER_DEPLOYMENT": "cs"})["worker"]["environment"][
+            "WORKER_DEPLOYMENT"
+        ]
+        == "cs"
+    )
+    # The build id comes with the image (the build is told the commit: it has no .git).
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r'^ARG WORKER_BUILD_ID=""$', dockerfile, re.M)
+    assert re.search(r"^ENV WORKER_BUILD_ID=\$\{WORKER_BUILD_ID\}$", dockerfile, re.M)
+    assert "WORKER_BUILD_ID" not in env
