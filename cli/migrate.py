@@ -50,7 +50,9 @@ def migrate(
     by: Annotated[
         str | None, typer.Option(metavar="ID", help="Who applies it (required with --apply).")
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=50, help="Runs worked on at once.")] = 8,
+    concurrency: Annotated[
+        int, typer.Option(metavar="N", help="Runs worked on at once, 1 to 50.")
+    ] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Preview, then apply, a playbook's new version to the onboardings already running on it.
@@ -59,6 +61,8 @@ def migrate(
     part of the change or could not be changed (the summary names them); 2 wrong usage."""
     if preview == apply:
         raise typer.BadParameter("say --preview or --apply (one of them)")
+    if not 1 <= concurrency <= 50:
+        raise typer.BadParameter(f"{concurrency}: use 1 to 50", param_hint="--concurrency")
     if apply and not (by and by.strip()):
         raise typer.BadParameter("--apply needs --by ID (who applies it)", param_hint="--by")
     offer = _offer(playbook)
