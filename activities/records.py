@@ -141,8 +141,9 @@ class Records:
                     required=task.required,
                     due_at=task.due_at,
                 )
-                # A newer playbook may retitle an open task, or change its owner.
+                # A newer playbook may retitle an open task, change its owner or stage.
                 row.title, row.owner, row.required = task.title, task.owner, task.required
+                row.stage = task.stage
                 row.due_at, row.done_at = task.due_at, task.done_at
                 session.add(row)
             # A concurrent attempt inserted one of them: fail, and the retry updates it.

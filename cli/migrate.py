@@ -6,16 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from temporalio.client import Client
+from temporalio.exceptions import TemporalError
+from temporalio.service import RPCError
 
 from cli.app import Failure, app, connect, err, out, run, when
+from service.errors import ServiceError
 
 if TYPE_CHECKING:
-    from models.migration import Change, MigrationPlan, PlaybookOffer
+    from models.migration import Change, MigrationPlan
+    from models.playbook import PlaybookFile
 
 MARKS = {
     "added": "+",
@@ -39,6 +45,13 @@ def migrate(
     apply: Annotated[
         bool, typer.Option("--apply", help="Change each run as its preview says.")
     ] = False,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HASH",
+            help="With --apply: only if the file is still at this version (the one previewed).",
+        ),
+    ] = None,
     where: Annotated[
         str | None,
         typer.Option(
@@ -57,151 +70,180 @@ def migrate(
 ) -> None:
     """Preview, then apply, a playbook's new version to the onboardings already running on it.
 
-    Exit codes: 0 every run changed (or, with --preview, could be previewed); 1 a run refused
-    part of the change or could not be changed (the summary names them); 2 wrong usage."""
+    Exit codes: 0 done (every run changed, or could be previewed); 1 a run could not be
+    changed, or nothing matched (the summary says which and why); 2 wrong usage; 3 applied,
+    with parts the rules refused for some runs (the `!` lines)."""
     if preview == apply:
         raise typer.BadParameter("say --preview or --apply (one of them)")
     if not 1 <= concurrency <= 50:
         raise typer.BadParameter(f"{concurrency}: use 1 to 50", param_hint="--concurrency")
     if apply and not (by and by.strip()):
         raise typer.BadParameter("--apply needs --by ID (who applies it)", param_hint="--by")
-    offer = _offer(playbook)
-    run(_migrate(offer, where, by.strip() if apply and by else None, concurrency, as_json))
+    name, file = _playbook(playbook)
+    if version is not None and version.strip() != file.version():
+        raise typer.BadParameter(
+            f"{playbook}.toml is now at version {file.version()}, not {version.strip()}: it "
+            "changed since that preview; preview it again",
+            param_hint="--version",
+        )
+    by = by.strip() if apply and by else None
+    run(_migrate(name, file, Scope(where, by, concurrency, as_json)))
 
 
-def _offer(name: str) -> PlaybookOffer:
+@dataclass(frozen=True)
+class Scope:
+    where: str | None
+    by: str | None
+    """Who applies it; None: a preview."""
+    concurrency: int
+    as_json: bool
+
+
+def _playbook(name: str) -> tuple[str, PlaybookFile]:
     """The playbook file as it is now, checked whole (an unknown or broken one: usage error
     naming --playbook and, for a broken one, the field)."""
     from infra.settings import load_settings
-    from models.migration import PlaybookOffer
     from models.playbook import PlaybookError
     from service.deals import Playbooks
 
     try:
-        return PlaybookOffer(name=name, file=Playbooks(load_settings()).playbook(name))
+        return name, Playbooks(load_settings()).playbook(name)
     except PlaybookError as error:
         raise typer.BadParameter(f"{error}; nothing changed", param_hint="--playbook") from None
 
 
-async def _migrate(
-    offer: PlaybookOffer, where: str | None, by: str | None, concurrency: int, as_json: bool
-) -> None:
+async def _migrate(name: str, file: PlaybookFile, scope: Scope) -> None:
     from rich.progress import Progress
 
-    from service.errors import ServiceError
-    from service.migrations import apply, preview, running_onboardings
+    from service.migrations import running_onboardings
 
     client = await connect()
-    ids = [workflow_id async for workflow_id in running_onboardings(client, where)]
+    ids = [workflow_id async for workflow_id in running_onboardings(client, scope.where)]
     if not ids:
-        matched = f" matching --where {where!r}" if where else ""
+        matched = f" matching --where {scope.where!r}" if scope.where else ""
         raise Failure(f"no running onboarding{matched}; nothing changed")
     plans: list[MigrationPlan] = []
     failed: dict[str, str] = {}
-    gate = asyncio.Semaphore(concurrency)
-    verb = "applying" if by else "previewing"
-    with Progress(console=err, transient=True, disable=as_json) as progress:
-        bar = progress.add_task(f"{verb} {offer.name} {offer.file.version()}", total=len(ids))
+    gate = asyncio.Semaphore(scope.concurrency)
+    verb = "applying" if scope.by else "previewing"
+    with Progress(console=err, transient=True, disable=scope.as_json) as progress:
+        bar = progress.add_task(f"{verb} {name} {file.version()}", total=len(ids))
 
         async def one(workflow_id: str) -> None:
             async with gate:
                 try:
-                    plan = await preview(client, workflow_id, offer)
-                    if by and plan.playbook == offer.name and not plan.up_to_date:
-                        plan = await apply(client, workflow_id, offer, by, plan.digest)
-                    plans.append(plan)
-                except ServiceError as error:
-                    failed[workflow_id] = str(error)
+                    plans.append(await _one(client, workflow_id, name, file, scope.by))
+                except (ServiceError, RPCError, TemporalError) as error:
+                    failed[workflow_id] = getattr(error, "message", None) or str(error)
                 progress.advance(bar)
 
         await asyncio.gather(*(one(workflow_id) for workflow_id in ids))
     plans.sort(key=lambda plan: plan.account_id)
-    if as_json:
-        _print_json(offer, plans, failed, applied=by is not None)
+    report = Report(name, file.version(), plans, failed, applied=scope.by is not None)
+    if scope.as_json:
+        out.print_json(json.dumps(report.document(), ensure_ascii=False))
     else:
-        _print_plans(offer, plans, failed, applied=by is not None, where=where)
-    refused = [p for p in plans if p.playbook == offer.name and p.refused]
-    if failed or (by and refused):
+        report.print(scope.where)
+    if failed:
         raise typer.Exit(1)
+    if scope.by and report.refused:
+        raise typer.Exit(3)
 
 
-def _print_plans(
-    offer: PlaybookOffer,
-    plans: list[MigrationPlan],
-    failed: dict[str, str],
-    applied: bool,
-    where: str | None,
-) -> None:
-    ours = [p for p in plans if p.playbook == offer.name]
-    changing = [p for p in ours if not p.up_to_date]
-    for plan in changing:
+async def _one(
+    client: Client, workflow_id: str, name: str, file: PlaybookFile, by: str | None
+) -> MigrationPlan:
+    """One run: its preview as of now, then (`by`) the apply of exactly that."""
+    from models.migration import PlaybookOffer
+    from service.migrations import apply, preview
+
+    offer = PlaybookOffer(name=name, file=file, as_of=datetime.now(UTC))
+    plan = await preview(client, workflow_id, offer)
+    if by and plan.playbook == name and not plan.ended and not plan.up_to_date:
+        plan = await apply(client, workflow_id, offer, by, plan)
+    return plan
+
+
+@dataclass
+class Report:
+    name: str
+    version: str
+    plans: list[MigrationPlan]
+    failed: dict[str, str]
+    applied: bool
+
+    @property
+    def ours(self) -> list[MigrationPlan]:
+        return [p for p in self.plans if p.playbook == self.name and not p.ended]
+
+    @property
+    def changing(self) -> list[MigrationPlan]:
+        return [p for p in self.ours if not p.up_to_date]
+
+    @property
+    def refused(self) -> list[MigrationPlan]:
+        return [p for p in self.changing if p.refused]
+
+    def print(self, where: str | None) -> None:
+        for plan in self.changing:
+            out.print(
+                f"[bold]{plan.account_id}[/bold] ({plan.stage}): playbook {plan.playbook} "
+                f"{plan.from_version or 'unversioned'} → {plan.to_version}"
+                + (" [green]applied[/green]" if plan.applied else ""),
+                highlight=False,
+            )
+            for change in plan.changes:
+                out.print(f"  {MARKS[change.kind]} {escape(describe(change))}", highlight=False)
+            if not plan.changes:
+                out.print("  (the same plan; only the version is recorded)", highlight=False)
+        for workflow_id, reason in sorted(self.failed.items()):
+            out.print(f"[red]{workflow_id}: not changed[/red]: {escape(reason)}", highlight=False)
+        ended = [p for p in self.plans if p.playbook == self.name and p.ended]
+        done = "changed" if self.applied else "would change"
         out.print(
-            f"[bold]{plan.account_id}[/bold] ({plan.stage}): playbook {plan.playbook} "
-            f"{plan.from_version or 'unversioned'} → {plan.to_version}"
-            + (" [green]applied[/green]" if plan.applied else ""),
+            f"{len(self.ours)} running onboarding(s) on {self.name}: {len(self.changing)} {done}"
+            f" ({len(self.refused)} with parts refused), {len(self.ours) - len(self.changing)} "
+            f"already on {self.version}; {len(self.plans) - len(self.ours) - len(ended)} on "
+            "other playbooks"
+            + (f"; {len(ended)} ending, left as they are" if ended else "")
+            + (f"; {len(self.failed)} failed" if self.failed else ""),
             highlight=False,
         )
-        for change in plan.changes:
-            out.print(f"  {MARKS[change.kind]} {escape(describe(change))}", highlight=False)
-        if not plan.changes:
-            out.print("  (the same plan; only the version is recorded)", highlight=False)
-    for workflow_id, reason in sorted(failed.items()):
-        out.print(f"[red]{workflow_id}: not changed[/red]: {escape(reason)}", highlight=False)
-    refused = sum(1 for p in changing if p.refused)
-    done = "changed" if applied else "would change"
-    out.print(
-        f"{len(ours)} running onboarding(s) on {offer.name}: {len(changing)} {done}"
-        f" ({refused} with parts refused), {len(ours) - len(changing)} already on "
-        f"{offer.file.version()}; {len(plans) - len(ours)} on other playbooks"
-        + (f"; {len(failed)} failed" if failed else ""),
-        highlight=False,
-    )
-    if changing and not applied:
-        scope = f" --where {shlex.quote(where)}" if where else ""
-        out.print(
-            f"apply with: starter.py migrate --playbook {offer.name}{scope} --apply --by YOUR-ID",
-            highlight=False,
-        )
+        if self.changing and not self.applied:
+            scope = f" --where {shlex.quote(where)}" if where else ""
+            out.print(
+                f"apply with: starter.py migrate --playbook {self.name}{scope} --apply "
+                f"--version {self.version} --by YOUR-ID",
+                highlight=False,
+            )
 
-
-def _print_json(
-    offer: PlaybookOffer, plans: list[MigrationPlan], failed: dict[str, str], applied: bool
-) -> None:
-    ours = [
-        p.model_dump(mode="json") | {"digest": p.digest} for p in plans if p.playbook == offer.name
-    ]
-    document = {
-        "playbook": offer.name,
-        "version": offer.file.version(),
-        "applied": applied,
-        "runs": ours,
-        "failed": failed,
-    }
-    out.print_json(json.dumps(document, ensure_ascii=False))
+    def document(self) -> dict[str, object]:
+        return {
+            "playbook": self.name,
+            "version": self.version,
+            "applied": self.applied,
+            "runs": [p.model_dump(mode="json") | {"digest": p.digest} for p in self.ours],
+            "failed": self.failed,
+        }
 
 
 def describe(change: Change) -> str:
     """One change in a line: `task configure: 2026-12-05 09:00 UTC → 2026-12-12 09:00 UTC (+7d)`."""
-    if change.before_at is not None or change.after_at is not None:
+    what = ""
+    if change.kind == "added":
+        what = f'"{change.after}", due {when(change.after_at)}'
+    elif change.kind == "removed":
+        what = f"was due {when(change.before_at)}"
+    elif change.before_at is not None or change.after_at is not None:
         what = f"{when(change.before_at)} → {when(change.after_at)}"
-        if change.before_at is None:
-            what = f"due {when(change.after_at)}"
-        if change.after_at is None and change.kind == "removed":
-            what = f"was due {when(change.before_at)}"
         if change.shift:
             what += f" ({_signed(change.shift)})"
     elif change.before is not None or change.after is not None:
         what = f"{change.before or '-'} → {change.after or '-'}"
-    else:
-        what = ""
-    if change.kind == "added" and change.after:
-        what = f"{change.after!r}, {what}"
     parts = [p for p in (what, change.note) if p]
-    label = (
-        f"{change.subject} ({change.kind})"
-        if change.kind in ("refused", "kept")
-        else change.subject
-    )
+    label = change.subject
+    if change.kind in ("refused", "kept"):
+        label += f" ({change.kind})"
     return f"{label}: {'; '.join(parts)}" if parts else label
 
 

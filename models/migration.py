@@ -51,6 +51,10 @@ class PlaybookOffer(BaseModel):
 
     name: str
     file: PlaybookFile
+    as_of: datetime = Field(
+        description='The moment the rules are applied at ("a day from now"), the same for the '
+        "preview and the apply: a query's clock is the run's last task's, which may be days old."
+    )
 
 
 class AdoptPlaybook(PlaybookOffer):
@@ -62,6 +66,18 @@ class AdoptPlaybook(PlaybookOffer):
     )
 
 
+class PlaybookAdoption(BaseModel):
+    """A migration a run went through (kept in its state, shown by `status`)."""
+
+    number: int
+    from_version: str | None
+    to_version: str | None
+    by: str
+    at: datetime
+    changes: int
+    refused: int
+
+
 class MigrationPlan(BaseModel):
     """One run's changes, previewed or made."""
 
@@ -70,6 +86,8 @@ class MigrationPlan(BaseModel):
     stage: Stage
     from_version: str | None
     to_version: str | None
+    number: int = Field(default=1, description="This run's migrations, this one included.")
+    ended: bool = Field(default=False, description="Ending or ended: nothing to migrate.")
     changes: list[Change] = []
     applied: bool = False
 
@@ -85,5 +103,5 @@ class MigrationPlan(BaseModel):
     def digest(self) -> str:
         """What this plan does, as a short hash: the preview's and the apply's agree."""
         changes = "".join(c.model_dump_json() for c in self.changes)
-        text = f"{self.from_version}>{self.to_version}:{changes}"
+        text = f"{self.number}:{self.from_version}>{self.to_version}:{changes}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]

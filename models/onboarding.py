@@ -32,6 +32,7 @@ from models.journey import (
     TaskStatus,
     TouchModel,
 )
+from models.migration import PlaybookAdoption
 from models.playbook import Playbook
 
 
@@ -150,6 +151,12 @@ class IncidentState(BaseModel):
     raised: int = Field(default=0, description="Incidents raised so far (numbers them).")
 
 
+class PlaybookState(BaseModel):
+    """The playbook versions the run went through (`core.Onboarding.adopt_playbook`)."""
+
+    adoptions: list[PlaybookAdoption] = []
+
+
 class OnboardingState(BaseModel):
     journey: JourneyState
     clock: ClockState = ClockState()
@@ -158,6 +165,7 @@ class OnboardingState(BaseModel):
     csm: CsmState = CsmState()
     recorded: RecordedState = RecordedState()
     incidents: IncidentState = IncidentState()
+    playbook: PlaybookState = PlaybookState()
     run: int = Field(default=1, description="Runs in this onboarding's continue-as-new chain.")
 
 
@@ -185,6 +193,9 @@ class OnboardingStatus(BaseModel):
     playbook: str
     playbook_version: str | None = Field(
         default=None, description="The playbook file's content hash (None: before 0.4)."
+    )
+    playbook_adoptions: list[PlaybookAdoption] = Field(
+        default=[], description="Migrations to newer playbook versions (`starter.py migrate`)."
     )
     stage: Stage
     stage_entered_at: datetime

@@ -8,6 +8,7 @@ runs with; that resolved copy travels in the workflow input.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tomllib
 from datetime import datetime, timedelta
@@ -267,10 +268,12 @@ class PlaybookFile(BaseModel):
 
     def version(self) -> str:
         """The file's content hash: 12 hex digits of the SHA-256 of what it says (its
-        validated values, so a comment or a reordering is not a new version). Recorded per
+        validated values, keys sorted, so a comment or a reordering of its tables is not a
+        new version; the order of a stage's tasks is: it is the checklist's). Recorded per
         run, it tells which runs a `starter.py migrate` would change."""
-        canonical = self.model_dump_json(exclude_defaults=False).encode()
-        return hashlib.sha256(canonical).hexdigest()[:VERSION_DIGITS]
+        values = self.model_dump(mode="json")
+        canonical = json.dumps(values, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:VERSION_DIGITS]
 
     def resolve(self, name: str, touch_model: str, locale: str = "en") -> Playbook:
         """The playbook one onboarding runs with: its touch model's overrides applied, its

@@ -7,10 +7,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
-from service.errors import Invalid, NoWorker, Rejected
+from service.errors import Conflict, Invalid, NoWorker, Rejected
 from service.onboardings import QUERY_TIMEOUT
 from workflows.contract import ONBOARDING_WORKFLOW, Queries, Updates
 
@@ -19,8 +24,24 @@ if TYPE_CHECKING:
 
 
 def running_query(where: str | None) -> str:
+    """Running onboardings, narrowed by `where` (Invalid if its brackets do not pair: it
+    could otherwise reach past the running ones, `1=1) OR (1=1`)."""
     query = f"WorkflowType = '{ONBOARDING_WORKFLOW}' AND ExecutionStatus = 'Running'"
-    return f"{query} AND ({where})" if where and where.strip() else query
+    if not (where and where.strip()):
+        return query
+    depth, quote = 0, ""
+    for char in where:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"`":
+            quote = char
+        elif char in "()":
+            depth += 1 if char == "(" else -1
+            if depth < 0:
+                break
+    if depth or quote:
+        raise Invalid("--where: its brackets or quotes do not pair")
+    return f"{query} AND ({where})"
 
 
 async def running_onboardings(client: Client, where: str | None) -> AsyncIterator[str]:
@@ -52,20 +73,28 @@ async def preview(client: Client, workflow_id: str, offer: PlaybookOffer) -> Mig
 
 
 async def apply(
-    client: Client, workflow_id: str, offer: PlaybookOffer, by: str, expect: str
+    client: Client, workflow_id: str, offer: PlaybookOffer, by: str, plan: MigrationPlan
 ) -> MigrationPlan:
-    """Adopt `offer` as previewed (`expect`: the preview's digest). The update's id is the
-    plan's, so a retried apply gets the first answer instead of migrating twice."""
+    """Adopt `offer` as `plan` (its preview) says: the run refuses if it would now do
+    something else. The update's id is the plan's, so a retried apply gets the first answer
+    instead of migrating twice, and a later migration (a rollback, then forward again) is
+    another update."""
     from models.migration import AdoptPlaybook, MigrationPlan
 
-    update = AdoptPlaybook(**offer.model_dump(), by=by, expect=expect)
+    update = AdoptPlaybook(**offer.model_dump(), by=by, expect=plan.digest)
     handle = client.get_workflow_handle(workflow_id)
     try:
         return await handle.execute_update(
             Updates.ADOPT_PLAYBOOK,
             update,
-            id=f"migrate-{offer.file.version()}-{expect}",
+            id=f"migrate-{plan.number}-{plan.digest}",
             result_type=MigrationPlan,
         )
     except WorkflowUpdateFailedError as error:
         raise Rejected(getattr(error.cause, "message", None) or str(error)) from None
+    except WorkflowUpdateRPCTimeoutOrCancelledError:
+        raise NoWorker("no worker answered the update in time") from None
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            raise Conflict(f"{workflow_id} ended before it could be changed") from None
+        raise

@@ -4,7 +4,7 @@ running onboardings*). The CLI's side is in test_migrate_cli.py."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ DAY = timedelta(days=1)
 ID = "onboarding-acme"
 
 
-def new_version() -> PlaybookOffer:
+def new_version(as_of: datetime) -> PlaybookOffer:
     """Standard, with SSO to connect in Adopt (10 days), configuring given a week more, and
-    the integration test taken off the checklist."""
+    the integration test taken off the checklist; offered as of `as_of`."""
     data: dict[str, Any] = STANDARD.model_dump()
     tasks = data["stages"]["adopt"]["tasks"]
     tasks[:] = [t for t in tasks if t["id"] != "integration-test"]
@@ -38,7 +38,7 @@ def new_version() -> PlaybookOffer:
         {"id": "connect-sso", "title": "Connect SSO", "owner": "customer", "due": 10 * DAY}
     )
     next(t for t in tasks if t["id"] == "configure")["due"] = 28 * DAY
-    return PlaybookOffer(name="standard", file=PlaybookFile.model_validate(data))
+    return PlaybookOffer(name="standard", file=PlaybookFile.model_validate(data), as_of=as_of)
 
 
 def reminders_of(mailbox: Mailbox, task: str) -> list[str]:
@@ -56,7 +56,7 @@ async def test_a_run_in_adopt_takes_the_new_task_and_date_and_reminds_on_them(
     await handle.execute_update(
         OnboardingWorkflow.complete_task, CompleteTask(task_id="add-users", by="kenji")
     )
-    offer = new_version()
+    offer = new_version(await time_env.get_current_time())
 
     preview = await migrations.preview(client, ID, offer)
     changes = {change.subject: change for change in preview.changes}
@@ -80,10 +80,10 @@ async def test_a_run_in_adopt_takes_the_new_task_and_date_and_reminds_on_them(
         "open-questions",
     }
 
-    applied = await migrations.apply(client, ID, offer, "ops-1", preview.digest)
+    applied = await migrations.apply(client, ID, offer, "ops-1", preview)
     assert applied.applied and applied.changes == preview.changes
     # Retried (the same plan): the first answer, nothing done twice.
-    again = await migrations.apply(client, ID, offer, "ops-1", preview.digest)
+    again = await migrations.apply(client, ID, offer, "ops-1", preview)
     assert again == applied
 
     status = await handle.query(OnboardingWorkflow.status)
@@ -117,13 +117,40 @@ async def test_an_apply_after_the_run_changed_since_its_preview_is_refused(
     time_env: WorkflowEnvironment, client: Client, worker: Worker
 ) -> None:
     handle, _ = await start_in_adopt(time_env, client, worker)
-    offer = new_version()
+    offer = new_version(await time_env.get_current_time())
     preview = await migrations.preview(client, ID, offer)
     await handle.execute_update(
         OnboardingWorkflow.complete_task, CompleteTask(task_id="configure", by="kenji")
     )
     with pytest.raises(Rejected, match="changed since the preview"):
-        await migrations.apply(client, ID, offer, "ops-1", preview.digest)
+        await migrations.apply(client, ID, offer, "ops-1", preview)
     status = await handle.query(OnboardingWorkflow.status)
     assert status.playbook_version == STANDARD.version()
+    await handle.terminate("test over")
+
+
+async def test_a_run_asleep_for_days_is_previewed_and_changed_at_the_same_moment(
+    time_env: WorkflowEnvironment, client: Client, worker: Worker, session: Session
+) -> None:
+    """A query answers with the time of the run's last task (here two days ago): the
+    preview and the apply work at the caller's moment instead, so a date clamped to a day
+    from now is the same in both, and the apply goes through."""
+    handle, entered = await start_in_adopt(time_env, client, worker)
+    await time_env.sleep(12 * DAY)  # nothing falls due in between: the run sleeps on
+    now = await time_env.get_current_time()
+    offer = new_version(now)
+    data = offer.file.model_dump()
+    next(t for t in data["stages"]["adopt"]["tasks"] if t["id"] == "configure")["due"] = 5 * DAY
+    offer.file = PlaybookFile.model_validate(data)
+
+    preview = await migrations.preview(client, ID, offer)
+    clamped = next(c for c in preview.changes if c.subject == "task configure")
+    assert clamped.after_at == now + DAY and "would be past" in str(clamped.note)
+    added = next(c for c in preview.changes if c.subject == "task connect-sso")
+    assert added.after_at == now + DAY  # 10 days after entering Adopt: also past
+    applied = await migrations.apply(client, ID, offer, "ops-1", preview)
+    assert applied.changes == preview.changes
+    status = await handle.query(OnboardingWorkflow.status)
+    assert {t.id: t.due_at for t in status.tasks}["configure"] == now + DAY
+    assert [a.by for a in status.playbook_adoptions] == ["ops-1"]
     await handle.terminate("test over")

@@ -83,7 +83,7 @@ def test_preview_then_apply_does_what_the_preview_printed(
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert f"{acme} (adopt): playbook standard {old} → {new}" in text
-    assert "+ task connect-sso: 'Connect SSO', due " in text
+    assert '+ task connect-sso: "Connect SSO", due ' in text
     assert "~ task configure: " in text and "(+7d)" in text
     assert "2 running onboarding(s) on standard: 2 would change (0 with parts refused)" in text
     assert initech not in text
@@ -140,7 +140,47 @@ def test_bad_input_is_refused_and_changes_nothing(
     result = migrate(app_env, "--apply", "--by", "ops-1", "--where", "OnboardingStage ==== 1")
     assert result.returncode == 1 and "--where: Temporal cannot use it" in result.stderr
 
+    # Brackets that would reach past the running onboardings.
+    result = migrate(app_env, "--preview", "--where", '1=1) OR (WorkflowId="x"')
+    assert result.returncode == 1 and "brackets or quotes do not pair" in result.stderr
+
+    # The file changed since the preview the lead read.
+    result = migrate(app_env, "--apply", "--by", "ops-1", "--version", old)
+    assert result.returncode == 2 and f"not {old}: it changed since that preview" in result.stderr
+
     assert migrate(app_env).returncode == 2  # neither --preview nor --apply
     result = migrate(app_env, "--apply")
     assert result.returncode == 2 and "--by" in result.stderr
     assert status_json(app_env, globex)["playbook_version"] == old
+
+
+def test_parts_the_rules_refuse_are_named_and_the_exit_code_says_so(
+    app_env: dict[str, str], worker_process, playbooks: Path, tmp_path: Path
+) -> None:
+    """A kickoff task added to the file: a run in Adopt passed kickoff, so that part is
+    refused for it; the rest applies, and the exit code (3) says parts were refused."""
+    mine = Accounts()
+    globex = mine("globex")
+    deal = deal_file(tmp_path, "globex", account_id=globex)
+    assert starter(app_env, "start", "--from-file", deal).returncode == 0
+    wait_for_stage(app_env, globex, "adopt")
+    path = playbooks / "standard.toml"
+    lines = path.read_text().splitlines(keepends=True)
+    [at] = [n for n, line in enumerate(lines) if line.startswith('    { id = "academy-access"')]
+    lines.insert(at + 1, '    { id = "late", title = "Late", due = "1d" },\n')  # tech's kickoff
+    path.write_text("".join(lines).replace('due = "21d"', 'due = "28d"'))
+    version = load_playbook(playbooks, "standard").version()
+
+    result = migrate(app_env, "--preview", "--where", mine.where())
+    assert f"--apply --version {version} --by YOUR-ID" in result.stdout
+    assert "! stage kickoff (refused): already passed: task late added" in result.stdout
+
+    result = migrate(
+        app_env, "--apply", "--version", version, "--by", "ops-1", "--where", mine.where()
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "1 changed (1 with parts refused)" in result.stdout
+    status = status_json(app_env, globex)
+    assert status["playbook_version"] == version
+    assert "late" not in {task["id"] for task in status["tasks"]}
+    assert [a["by"] for a in status["playbook_adoptions"]] == ["ops-1"]

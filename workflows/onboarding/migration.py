@@ -4,17 +4,20 @@
 - stages the customer already passed are not re-planned: what the new version changes there
   is refused;
 - a task added to the current stage is due its `due` after the stage was entered, one added to
-  a later stage on the planned timeline; a task the new version drops stops reminding if it
-  is open, and stays done if it is done;
+  a later stage on the planned timeline (re-dated when its stage starts); a task the new
+  version drops stops reminding if it is open, and stays done if it is done; a task moved to
+  another stage goes with it;
 - a moved `due` or stage deadline moves the date by the difference (extensions and pauses
-  kept), and never into the past: a date that would be past is a day from now (`NOTICE`);
+  kept), and never into the past: an open step's date that would be past is a day from now
+  (`NOTICE`), and one already due by then that the new version would bring forward stays;
 - reminders already sent are never sent again: each step's count goes on, and its next
   reminder is planned from the last one under the new reminder policy;
 - settings (reminders, risk, escalation, channels, extension and lapse limits, learning,
-  everboarding) apply from now on; the current stage's automation does not change mid-stage.
+  everboarding) apply from now on; the current stage keeps its automation (its entry is done).
 
 Plain code: `adopt` changes an onboarding's state and says what it did; a preview is `adopt`
-on a copy, so the preview and the apply cannot disagree about the same state.
+on a copy, at the same moment (the caller's `as_of`), so the preview and the apply cannot
+disagree about the same state.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pydantic import BaseModel
 from models.journey import JOURNEY, Stage, TaskStatus
 from models.migration import Change, ChangeKind
 from models.playbook import LadderStep, Playbook, StagePlan, TaskPlan, spoken
-from workflows.onboarding.checklist import PLANNED_STAGES
+from workflows.onboarding.checklist import PLANNED_STAGES, STAGE_STEP
 
 if TYPE_CHECKING:
     from workflows.onboarding.core import Onboarding
@@ -48,20 +51,24 @@ SETTINGS = (
 )
 
 
-def adopt(o: Onboarding, new: Playbook, now: datetime) -> tuple[Playbook, list[Change]]:
-    """Change `o`'s state for `new` (resolved for the run) and return the playbook the run
-    goes on with (`new`, with what was refused kept as it was) and the changes."""
+def adopt(o: Onboarding, new: Playbook, now: datetime) -> list[Change]:
+    """Change `o`'s state for `new` (resolved for the run), go on with `new` (what was refused
+    kept as it was), and return the changes."""
     old, stage = o.playbook, o.journey.stage
+    # A stage whose entry actions have not run yet (the roster is still answering) starts on
+    # the new version: it counts as ahead, not as under way.
+    current = stage if o.state.journey.entered else None
     position = JOURNEY.index(stage)
     passed = [s for s in JOURNEY[:position] if s.value in old.stages]
-    ahead = [s for s in JOURNEY[position + 1 :] if s.value in new.stages]
+    ahead = [s for s in JOURNEY[position + (current is not None) :] if s.value in new.stages]
     reminders_before = _next_reminders(o)
     changes: list[Change] = []
     stages = dict(new.stages)
     for name in passed:
         stages[name] = _keep_passed(name, old.stage(name), new.stage(name), changes)
-    stages[stage] = _keep_automation(stage, old.stage(stage), new.stage(stage), changes)
-    changes += _current_deadline(o, old, new, now)
+    if current is not None:
+        stages[current] = _keep_automation(current, old.stage(current), new.stage(current), changes)
+        changes += _current_rules(o, old, new, now)
     changes += [
         Change(
             kind=ChangeKind.CHANGED, subject=f"stage {name}", note=f"{said} (from when it starts)"
@@ -70,15 +77,22 @@ def adopt(o: Onboarding, new: Playbook, now: datetime) -> tuple[Playbook, list[C
         for said in _rule_differences(old.stage(name), new.stage(name))
     ]
     adopted = new.model_copy(update={"stages": stages})
-    if o.state.clock.tasks:  # the checklist exists (made at kickoff)
-        changes += _tasks(o, old, adopted, passed, now)
+    if _checklist_made(o):
+        changes += _tasks(o, old, adopted, passed, current, now)
     else:
         changes += _plans_ahead(old, adopted)
     changes += _settings(old, new)
-    changes += _escalation_level(o, adopted)
+    changes += _escalation(o, adopted, now)
     o.use_playbook(adopted)
     changes += _reminders_moved(o, reminders_before)
-    return adopted, changes
+    return changes
+
+
+def _checklist_made(o: Onboarding) -> bool:
+    """The checklist is made when kickoff is entered (`Checklist.plan`)."""
+    kickoff = JOURNEY.index(Stage.KICKOFF)
+    position = JOURNEY.index(o.journey.stage)
+    return position > kickoff or (position == kickoff and o.state.journey.entered)
 
 
 # --- stages -------------------------------------------------------------------------------
@@ -107,12 +121,44 @@ def _keep_automation(
             Change(
                 kind=ChangeKind.REFUSED,
                 subject=f"stage {stage} automated",
-                before=str(old.automated).lower(),
-                after=str(new.automated).lower(),
+                before=_words(old.automated),
+                after=_words(new.automated),
                 note=f"{stage} is under way: its automation applies from the next onboarding",
             )
         )
     return new.model_copy(update={"automated": old.automated})
+
+
+def _current_rules(o: Onboarding, old: Playbook, new: Playbook, now: datetime) -> list[Change]:
+    """The current stage's deadline (its clock, or, where it has none, when the onboarding
+    would lapse) and whether its last task completes it."""
+    stage = o.journey.stage
+    before, after = old.stage(stage), new.stage(stage)
+    changes = []
+    shift = after.deadline - before.deadline
+    clock = o.state.clock.stage_clock
+    if shift and clock is not None and clock.done_at is None:
+        changes += _move(clock, shift, now, f"stage {stage} deadline")
+    elif shift:
+        changes.append(
+            Change(
+                kind=ChangeKind.CHANGED,
+                subject=f"stage {stage} deadline",
+                before=spoken(before.deadline),
+                after=spoken(after.deadline),
+                note="it has no deadline of its own: this moves when the onboarding would lapse",
+            )
+        )
+    if before.tasks_complete_stage != after.tasks_complete_stage:
+        changes.append(
+            Change(
+                kind=ChangeKind.CHANGED,
+                subject=f"stage {stage} tasks_complete_stage",
+                before=_words(before.tasks_complete_stage),
+                after=_words(after.tasks_complete_stage),
+            )
+        )
+    return changes
 
 
 def _rule_differences(old: StagePlan, new: StagePlan) -> list[str]:
@@ -120,10 +166,9 @@ def _rule_differences(old: StagePlan, new: StagePlan) -> list[str]:
     if old.deadline != new.deadline:
         said.append(f"deadline {spoken(old.deadline)} → {spoken(new.deadline)}")
     for field in ("automated", "tasks_complete_stage"):
-        if getattr(old, field) != getattr(new, field):
-            said.append(
-                f"{field} {str(getattr(old, field)).lower()} → {str(getattr(new, field)).lower()}"
-            )
+        before, after = getattr(old, field), getattr(new, field)
+        if before != after:
+            said.append(f"{field} {_words(before)} → {_words(after)}")
     return said
 
 
@@ -135,16 +180,6 @@ def _task_differences(old: StagePlan, new: StagePlan) -> list[str]:
         f"task {t} changed" for t in new_tasks if t in old_tasks and old_tasks[t] != new_tasks[t]
     ]
     return said
-
-
-def _current_deadline(o: Onboarding, old: Playbook, new: Playbook, now: datetime) -> list[Change]:
-    clock, stage = o.state.clock.stage_clock, o.journey.stage
-    if clock is None or clock.done_at is not None:
-        return []
-    shift = new.stage(stage).deadline - old.stage(stage).deadline
-    if not shift:
-        return []
-    return [_move(clock, shift, now, f"stage {stage} deadline")]
 
 
 def _plans_ahead(old: Playbook, new: Playbook) -> list[Change]:
@@ -162,33 +197,42 @@ def _plans_ahead(old: Playbook, new: Playbook) -> list[Change]:
 
 
 def _tasks(
-    o: Onboarding, old: Playbook, new: Playbook, passed: list[Stage], now: datetime
+    o: Onboarding,
+    old: Playbook,
+    new: Playbook,
+    passed: list[Stage],
+    current: Stage | None,
+    now: datetime,
 ) -> list[Change]:
     changes: list[Change] = []
-    tasks, removed = o.state.clock.tasks, o.state.clock.removed
-    stage = o.journey.stage
-    starts = _stage_starts(o, new)
+    tasks = o.state.clock.tasks
+    starts = _stage_starts(o, new, current)
     shifts = _timeline_shifts(o, old, new)
+    wanted = {task.id for stage in PLANNED_STAGES for task in new.stage(stage).tasks}
     for planned in PLANNED_STAGES:
         if planned in passed:
             continue
+        active = planned is current
         old_plans, new_plans = _by_id(old.stage(planned).tasks), _by_id(new.stage(planned).tasks)
         for task_id, plan in new_plans.items():
             task = tasks.get(task_id)
             if task is None:
-                changes.append(_add(o, planned, plan, starts[planned], now))
+                changes.append(_add(o, planned, plan, starts[planned], active, now))
                 continue
-            if task.done_at is not None:
-                continue
+            if task.done_at is not None or task.stage in passed:
+                continue  # done stays done; a passed stage's task stays there (refused above)
             changes += _retitle(task, plan)
-            own = plan.due - old_plans[task_id].due if task_id in old_plans else timedelta(0)
-            shift = own + (timedelta(0) if planned is stage else shifts[planned])
-            if shift:
-                changes.append(_move(task, shift, now, f"task {task_id}"))
-        for task_id in old_plans.keys() - new_plans.keys():
-            task = tasks.get(task_id)
-            if task is None:
+            if task.stage is not planned:
+                changes += _restage(o, task, planned, plan, starts[planned], active, now)
                 continue
+            own = plan.due - old_plans[task_id].due if task_id in old_plans else timedelta(0)
+            shift = own if active else own + shifts[planned]
+            if shift:
+                changes += _move(task, shift, now, f"task {task_id}", clamp=active)
+        for task_id in old_plans:  # in the file's order: the same changes on every worker
+            task = tasks.get(task_id)
+            if task_id in wanted or task is None:
+                continue  # kept (or moved to another stage)
             if task.done_at is not None:
                 changes.append(
                     Change(
@@ -198,7 +242,7 @@ def _tasks(
                     )
                 )
                 continue
-            removed[task_id] = tasks.pop(task_id)
+            o.state.clock.removed[task_id] = tasks.pop(task_id)
             changes.append(
                 Change(
                     kind=ChangeKind.REMOVED,
@@ -210,11 +254,13 @@ def _tasks(
     return changes
 
 
-def _add(o: Onboarding, stage: Stage, plan: TaskPlan, start: datetime, now: datetime) -> Change:
-    """A task the new version adds; one removed by an earlier migration comes back as it was
-    (its reminders counted: a rollback sends nothing twice)."""
-    current = stage is o.journey.stage
-    task = o.state.clock.removed.pop(plan.id, None) or TaskStatus(
+def _add(
+    o: Onboarding, stage: Stage, plan: TaskPlan, start: datetime, active: bool, now: datetime
+) -> Change:
+    """A task the new version adds. One an earlier migration removed comes back with its
+    reminders counted (a rollback sends nothing twice), dated as a new one would be."""
+    restored = o.state.clock.removed.pop(plan.id, None)
+    task = restored or TaskStatus(
         id=plan.id,
         title=plan.title,
         owner=plan.owner,
@@ -222,14 +268,30 @@ def _add(o: Onboarding, stage: Stage, plan: TaskPlan, start: datetime, now: date
         required=plan.required,
         due_at=start + plan.due,
     )
-    task.active_from = o.journey.entered_at if current and task.done_at is None else None
-    change = Change(kind=ChangeKind.ADDED, subject=f"task {plan.id}", after=task.title)
-    if task.done_at is None and task.due_at <= now:
-        change.note = f"its date, {task.due_at:%Y-%m-%d %H:%M} UTC, has passed: due a day from now"
+    notes = []
+    if restored is not None:
+        task.title, task.owner, task.required, task.stage = (
+            plan.title,
+            plan.owner,
+            plan.required,
+            stage,
+        )
+        task.due_at = start + plan.due + task.extended_by
+        notes.append(f"back as it was ({task.reminders_sent} reminder(s) sent before)")
+    task.active_from = o.journey.entered_at if active else None
+    if active and task.due_at <= now:
+        notes.append(f"its date, {task.due_at:%Y-%m-%d %H:%M} UTC, has passed: due a day from now")
         task.due_at = now + NOTICE
-    change.after_at = task.due_at
+    if not active:
+        notes.append(f"re-dated when {stage} starts")
     o.state.clock.tasks[plan.id] = task
-    return change
+    return Change(
+        kind=ChangeKind.ADDED,
+        subject=f"task {plan.id}",
+        after=task.title,
+        after_at=task.due_at,
+        note="; ".join(notes) or None,
+    )
 
 
 def _retitle(task: TaskStatus, plan: TaskPlan) -> list[Change]:
@@ -242,56 +304,93 @@ def _retitle(task: TaskStatus, plan: TaskPlan) -> list[Change]:
                 Change(
                     kind=ChangeKind.CHANGED,
                     subject=f"task {task.id} {field}",
-                    before=str(before),
-                    after=str(after),
+                    before=_words(before),
+                    after=_words(after),
                 )
             )
     return changes
 
 
-def _move(step: TaskStatus, shift: timedelta, now: datetime, subject: str) -> Change:
-    """Move an open step's date by `shift`, never into the past."""
+def _restage(
+    o: Onboarding,
+    task: TaskStatus,
+    stage: Stage,
+    plan: TaskPlan,
+    start: datetime,
+    active: bool,
+    now: datetime,
+) -> list[Change]:
+    """An open task the new version puts in another stage: dated as that stage's own."""
+    moved = Change(
+        kind=ChangeKind.CHANGED, subject=f"task {task.id} stage", before=task.stage, after=stage
+    )
+    task.stage = stage
+    task.active_from = o.journey.entered_at if active else None
+    due = start + plan.due + task.extended_by
+    return [moved, *_move(task, due - task.due_at, now, f"task {task.id}", clamp=active)]
+
+
+def _move(
+    step: TaskStatus, shift: timedelta, now: datetime, subject: str, clamp: bool = True
+) -> list[Change]:
+    """Move an open step's date by `shift`, never into the past (`clamp`: a step of a stage
+    not started yet is re-dated when it starts, so its planned date may be anything)."""
     before = step.due_at
     after = before + shift
     note = None
-    if after <= now:
+    if clamp and after <= now:
+        if shift < timedelta(0) and before <= now + NOTICE:
+            return [
+                Change(
+                    kind=ChangeKind.KEPT,
+                    subject=subject,
+                    before_at=before,
+                    note=f"the new version would bring it forward to {after:%Y-%m-%d %H:%M} "
+                    "UTC, in the past: it stays where it is",
+                )
+            ]
         note = f"{after:%Y-%m-%d %H:%M} UTC would be past: a day from now instead"
         after = now + NOTICE
+    if after == before:
+        return []
     step.due_at = after
-    return Change(
-        kind=ChangeKind.MOVED,
-        subject=subject,
-        before_at=before,
-        after_at=after,
-        shift=after - before,
-        note=note,
-    )
+    return [
+        Change(
+            kind=ChangeKind.MOVED,
+            subject=subject,
+            before_at=before,
+            after_at=after,
+            shift=after - before,
+            note=note,
+        )
+    ]
 
 
-def _stage_starts(o: Onboarding, new: Playbook) -> dict[Stage, datetime]:
-    """When each planned stage starts: the current one when it was entered, later ones when
-    the one before ends on the new plan (its deadline as it stands, moves and pauses kept)."""
-    stage, clock = o.journey.stage, o.state.clock.stage_clock
+def _stage_starts(o: Onboarding, new: Playbook, current: Stage | None) -> dict[Stage, datetime]:
+    """When each planned stage from the current one on starts: the current one when it was
+    entered, later ones when the one before ends on the new plan (the current deadline as it
+    stands, moves and pauses kept)."""
+    clock = o.state.clock.stage_clock
     starts: dict[Stage, datetime] = {}
     start = o.journey.entered_at
-    for planned in JOURNEY[JOURNEY.index(stage) :]:
-        if planned in PLANNED_STAGES:
-            starts[planned] = start
-        if planned is stage and clock is not None:
+    for stage in JOURNEY[JOURNEY.index(o.journey.stage) :]:
+        if stage in PLANNED_STAGES:
+            starts[stage] = start
+        if stage is current and clock is not None:
             start = clock.due_at
-        elif planned in new.stages:
-            start += new.stage(planned).deadline
+        elif stage.value in new.stages:
+            start += new.stage(stage).deadline
     return starts
 
 
 def _timeline_shifts(o: Onboarding, old: Playbook, new: Playbook) -> dict[Stage, timedelta]:
-    """How far each later stage's start moves: the sum of the deadline changes before it."""
-    stage = o.journey.stage
+    """How far each stage's planned start moves: the deadline changes of the stages before it,
+    from the current one on."""
     shifts, shift = {}, timedelta(0)
-    for planned in JOURNEY[JOURNEY.index(stage) :]:
-        shifts[planned] = shift
-        if planned in PLANNED_STAGES or planned is stage:
-            shift += new.stage(planned).deadline - old.stage(planned).deadline
+    for stage in JOURNEY[JOURNEY.index(o.journey.stage) :]:
+        shifts[stage] = shift
+        if stage.value in old.stages and stage.value in new.stages:
+            shift += new.stage(stage).deadline - old.stage(stage).deadline
     return shifts
 
 
@@ -327,25 +426,38 @@ def _reminders_moved(o: Onboarding, before: dict[str, datetime | None]) -> list[
 
 
 def _step_name(step: TaskStatus) -> str:
-    return f"stage {step.stage} deadline" if step.id == "stage" else f"task {step.id}"
+    return f"stage {step.stage} deadline" if step.id == STAGE_STEP else f"task {step.id}"
 
 
-def _escalation_level(o: Onboarding, new: Playbook) -> list[Change]:
-    """An open escalation above the new ladder's top stays at the top."""
+def _escalation(o: Onboarding, new: Playbook, now: datetime) -> list[Change]:
+    """The open escalation on the new ladder: no higher than its top rung, climbing on from
+    where it is if the new ladder goes further, no more if it is at the top."""
     escalation = o.risk.open_escalation()
-    top = len(new.escalation.ladder) - 1
-    if escalation is None or escalation.level <= top:
+    if escalation is None:
         return []
-    before, escalation.level = escalation.level, top
+    ladder = new.escalation.ladder
+    before = _rung(escalation.level, escalation.next_level_at)
+    escalation.level = min(escalation.level, len(ladder) - 1)
+    if escalation.level == len(ladder) - 1:
+        escalation.next_level_at = None
+    elif escalation.next_level_at is None:
+        escalation.next_level_at = now + ladder[escalation.level].ack_within
+    after = _rung(escalation.level, escalation.next_level_at)
+    if after == before:
+        return []
     return [
         Change(
             kind=ChangeKind.CHANGED,
-            subject=f"escalation #{escalation.number} level",
-            before=str(before),
-            after=str(top),
-            note="the new ladder is shorter: it stays at its top",
+            subject=f"escalation #{escalation.number}",
+            before=before,
+            after=after,
         )
     ]
+
+
+def _rung(level: int, next_level_at: datetime | None) -> str:
+    climbs = f"climbs at {next_level_at:%Y-%m-%d %H:%M} UTC" if next_level_at else "at the top"
+    return f"rung {level + 1}, {climbs}"
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -366,7 +478,7 @@ def _settings(old: Playbook, new: Playbook) -> list[Change]:
 
 def _flat(prefix: str, value: Any) -> dict[str, str]:
     """A setting as dotted keys and the words a playbook uses (`14d`, `csm (2d), cs_lead …`)."""
-    if isinstance(value, BaseModel):
+    if isinstance(value, BaseModel) and not isinstance(value, LadderStep):
         flat: dict[str, str] = {}
         for field in type(value).model_fields:
             flat |= _flat(f"{prefix}.{field}", getattr(value, field))

@@ -116,6 +116,7 @@ def status(o: Onboarding, now: datetime) -> OnboardingStatus:
         touch_model=o.request.touch_model,
         playbook=o.playbook.name,
         playbook_version=o.playbook.version,
+        playbook_adoptions=o.state.playbook.adoptions,
         stage=journey.stage,
         stage_entered_at=o.journey.entered_at,
         next_deadline=None if o.journey.ended else o.checklist.next_deadline(),

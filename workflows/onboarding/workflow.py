@@ -84,8 +84,8 @@ class OnboardingWorkflow:
         engagement (also course progress and support tickets), champion_changed, users_added
     Updates (a person's actions, validated): complete_milestone, complete_task,
         extend_deadline, pause, resume, cancel, set_champion, acknowledge_escalation,
-        reassign_csm, add_users, resolve_incident
-    Query: status
+        reassign_csm, add_users, resolve_incident, adopt_playbook
+    Queries: status, playbook_preview
 
     Continues as new, carrying its whole state, before its history grows heavy. A cancel
     from Temporal (Web UI, CLI) is recorded before the run ends CANCELED.
@@ -584,7 +584,7 @@ class OnboardingWorkflow:
     @workflow.query(name=Queries.PLAYBOOK_PREVIEW)
     def playbook_preview(self, offer: PlaybookOffer) -> MigrationPlan:
         """What `adopt_playbook` would change now (`starter.py migrate --preview`)."""
-        return self._o.playbook_changes(offer, workflow.now())
+        return self._o.playbook_changes(offer)
 
 
 async def _shielded(operation: Awaitable[T], then: Callable[[T], None]) -> None:
