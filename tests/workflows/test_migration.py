@@ -14,6 +14,7 @@ from models.journey import Cancel, CancelReason, Escalation, ExtendDeadline, Sta
 from models.migration import AdoptPlaybook, ChangeKind, MigrationPlan, PlaybookOffer
 from models.playbook import PlaybookFile, load_playbook
 from tests.workflows.test_core import DAY, MEI_REF, T0, batch, drive, onboarding
+from workflows.onboarding import versions
 from workflows.onboarding.core import Onboarding
 
 ROOT = Path(__file__).parents[2]
@@ -33,9 +34,9 @@ def offer(change: Edit | None, at: datetime) -> PlaybookOffer:
 def adopt(o: Onboarding, change: Edit | None, at: datetime) -> MigrationPlan:
     """Apply as `starter.py migrate --apply` does: the preview's digest checked, then adopted."""
     update = AdoptPlaybook(**offer(change, at).model_dump(), by="ops-1")
-    update.expect = o.playbook_changes(update).digest
-    o.check_adopt(update, at)
-    return o.adopt_playbook(update, at)
+    update.expect = versions.preview(o, update).digest
+    versions.check(o, update, at)
+    return versions.adopt(o, update, at)
 
 
 def tasks(data: dict[str, Any], stage: str = "adopt") -> list[dict[str, Any]]:
@@ -89,7 +90,7 @@ def test_the_playbooks_version_is_its_content_not_its_comments_or_table_order() 
 def test_the_preview_shows_the_added_task_and_the_moved_deadline_and_changes_nothing() -> None:
     o, now = in_adopt(days_in=3)
     before = o.state.model_copy(deep=True)
-    plan = o.playbook_changes(offer(sso_and_a_week_more, now))
+    plan = versions.preview(o, offer(sso_and_a_week_more, now))
     assert o.state == before and o.playbook.version == STANDARD.version()
     said = changes(plan)
     assert said["task connect-sso"].kind is ChangeKind.ADDED
@@ -103,7 +104,7 @@ def test_the_preview_shows_the_added_task_and_the_moved_deadline_and_changes_not
 
 def test_apply_does_what_the_preview_said_keeps_done_work_done_and_dates_the_new_task() -> None:
     o, now = in_adopt(days_in=3)
-    preview = o.playbook_changes(offer(sso_and_a_week_more, now))
+    preview = versions.preview(o, offer(sso_and_a_week_more, now))
     applied = adopt(o, sso_and_a_week_more, now)
     assert applied.changes == preview.changes and applied.digest == preview.digest
     clock = o.state.clock.tasks
@@ -155,7 +156,7 @@ def test_a_deadline_the_new_version_would_put_in_the_past_is_a_day_from_now() ->
     def configure_in_two_days(data: dict[str, Any]) -> None:
         task(data, "configure")["due"] = 2 * DAY
 
-    preview = o.playbook_changes(offer(configure_in_two_days, now))
+    preview = versions.preview(o, offer(configure_in_two_days, now))
     moved = changes(preview)["task configure"]
     assert moved.after_at == now + DAY and moved.note and "would be past" in moved.note
     adopt(o, configure_in_two_days, now)
@@ -345,18 +346,18 @@ def test_the_same_version_changes_nothing() -> None:
 def test_an_ended_run_another_playbook_a_stale_preview_or_a_changed_run_is_refused() -> None:
     o, now = in_adopt()
     offered = offer(sso_and_a_week_more, now)
-    digest = o.playbook_changes(offered).digest
+    digest = versions.preview(o, offered).digest
     with pytest.raises(ValueError, match="runs playbook 'standard', not 'demo'"):
-        o.check_adopt(AdoptPlaybook(**offered.model_dump() | {"name": "demo"}, by="ops"), now)
+        versions.check(o, AdoptPlaybook(**offered.model_dump() | {"name": "demo"}, by="ops"), now)
     with pytest.raises(ValueError, match="preview it again"):
-        o.check_adopt(AdoptPlaybook(**offered.model_dump(), by="ops"), now + timedelta(hours=1))
+        versions.check(o, AdoptPlaybook(**offered.model_dump(), by="ops"), now + timedelta(hours=1))
     o.task_reported("configure", "kenji", None, now)  # changed since the preview
     with pytest.raises(ValueError, match="changed since the preview"):
-        o.check_adopt(AdoptPlaybook(**offered.model_dump(), by="ops", expect=digest), now)
+        versions.check(o, AdoptPlaybook(**offered.model_dump(), by="ops", expect=digest), now)
     o.journey.cancel(Cancel(reason=CancelReason.OTHER, by="csm-007"), now)
     with pytest.raises(ValueError, match="is being cancelled"):
-        o.check_adopt(AdoptPlaybook(**offered.model_dump(), by="ops"), now)
-    assert o.playbook_changes(offered).ended
+        versions.check(o, AdoptPlaybook(**offered.model_dump(), by="ops"), now)
+    assert versions.preview(o, offered).ended
 
 
 def test_an_open_escalation_stays_on_a_shorter_ladder_and_climbs_a_longer_one() -> None:

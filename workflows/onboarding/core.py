@@ -5,7 +5,7 @@ this class directly with `now` and facts."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from models.activities import (
     AcademyAccess,
@@ -44,7 +44,6 @@ from models.journey import (
     TaskStatus,
     TouchModel,
 )
-from models.migration import AdoptPlaybook, MigrationPlan, PlaybookAdoption, PlaybookOffer
 from models.onboarding import (
     Incident,
     JourneyState,
@@ -53,23 +52,19 @@ from models.onboarding import (
     RiskState,
 )
 from models.playbook import Playbook
-from workflows.onboarding import migration
 from workflows.onboarding.checklist import Checklist, Reminder, due
 from workflows.onboarding.csm import CsmDesk
 from workflows.onboarding.incidents import Incidents
 from workflows.onboarding.learning import Learning
 from workflows.onboarding.readmodel import ReadModel
 from workflows.onboarding.risk import RiskWatch, Rung
-from workflows.onboarding.stages import SKEW, STAGE_MILESTONE, Journey, bound
+from workflows.onboarding.stages import STAGE_MILESTONE, Journey, bound
 
 TEMPORAL_CANCEL_NOTE = "cancelled in Temporal (Web UI or CLI)"
 # What still goes once an onboarding is cut short: its ending's messages, and CS ops' notices.
 ENDING_MAIL = {MailTemplate.FAREWELL, MailTemplate.CLOSED, MailTemplate.INCIDENT}
 # The roles of the playbook's reminder recipients and escalation rungs, as a message's reader;
 # the rungs above the CSM (cs_lead, head_of_cs) are the lead's.
-# How old a preview an apply may carry (`AdoptPlaybook.as_of`): the CLI previews each run just
-# before it applies.
-PREVIEW_VALID = timedelta(minutes=10)
 REMINDED = {"champion": Role.CHAMPION, "csm": Role.CSM, "ae": Role.AE, "queue": Role.QUEUE}
 
 
@@ -125,79 +120,6 @@ class Onboarding:
         self.playbook = playbook
         for component in (self.journey, self.checklist, self.risk, self.learning):
             component.playbook = playbook
-
-    def playbook_changes(self, offer: PlaybookOffer) -> MigrationPlan:
-        """What adopting `offer` would change at `offer.as_of`, worked out on a copy of the
-        state; nothing for a run of another playbook (the answer names its own) or one that
-        is ending."""
-        if offer.name != self.playbook.name or self.journey.ending:
-            plan = self._plan(self.playbook.name, None)
-            plan.ended = self.journey.ending
-            return plan
-        copy = Onboarding(
-            OnboardingInput(request=self.request, playbook=self.playbook, path=self.path),
-            self.state.model_copy(deep=True),
-            self.key_prefix,
-            self.chain,
-        )
-        return copy._adopt(offer)
-
-    def check_adopt(self, update: AdoptPlaybook, now: datetime) -> None:
-        """Refuse (ValueError) what `adopt_playbook` must not do; its dry run is here too, so
-        nothing it would trip on can fail the workflow task."""
-        self.journey.check_running()
-        if update.name != self.playbook.name:
-            raise ValueError(
-                f"{self.request.account_id} runs playbook {self.playbook.name!r}, "
-                f"not {update.name!r}"
-            )
-        if not now - PREVIEW_VALID <= update.as_of <= now + SKEW:
-            raise ValueError(
-                f"the preview is of {update.as_of:%Y-%m-%d %H:%M} UTC and the run's clock says "
-                f"{now:%Y-%m-%d %H:%M} UTC: preview it again (and check this machine's clock)"
-            )
-        dry_run = self.playbook_changes(update)
-        if update.expect is not None and dry_run.digest != update.expect:
-            raise ValueError(
-                f"{self.request.account_id} changed since the preview: preview it again"
-            )
-
-    def adopt_playbook(self, update: AdoptPlaybook, now: datetime) -> MigrationPlan:
-        """Adopt the offered version of the playbook (migration.py says the rules), and keep
-        a note of it."""
-        plan = self._adopt(update)
-        self.state.playbook.adoptions.append(
-            PlaybookAdoption(
-                number=plan.number,
-                from_version=plan.from_version,
-                to_version=plan.to_version,
-                by=update.by,
-                at=now,
-                changes=len(plan.changes),
-                refused=len(plan.refused),
-            )
-        )
-        return plan
-
-    def _adopt(self, offer: PlaybookOffer) -> MigrationPlan:
-        new = offer.file.resolve(offer.name, self.playbook.touch_model, self.request.locale)
-        plan = self._plan(offer.name, new.version)
-        if new.version != self.playbook.version:
-            plan.changes = migration.adopt(self, new, offer.as_of)
-            if (opened := self.state.learning.academy_opened_at) is not None:
-                # Access was given at kickoff: a step for it the new version adds is done.
-                self.checklist.finish("academy-access", "academy", opened)
-        return plan
-
-    def _plan(self, playbook: str, to_version: str | None) -> MigrationPlan:
-        return MigrationPlan(
-            account_id=self.request.account_id,
-            playbook=playbook,
-            stage=self.journey.stage,
-            from_version=self.playbook.version,
-            to_version=to_version,
-            number=len(self.state.playbook.adoptions) + 1,
-        )
 
     # --- who is who -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     # By its full name: `from workflows.onboarding import publish` would load it through
     # the package inside the sandbox, past the pass-through, once for every run (measured).
     import workflows.onboarding.publish as publish
+    import workflows.onboarding.versions as versions
     from activities.assign import AssignActivities
     from activities.effects import EffectActivities
     from models.activities import Effects, EffectsDone
@@ -555,7 +556,7 @@ class OnboardingWorkflow:
     @workflow.update(name=Updates.ADOPT_PLAYBOOK)
     def adopt_playbook(self, update: AdoptPlaybook) -> MigrationPlan:
         """Go on with a new version of the playbook (`starter.py migrate --apply`)."""
-        plan = self._o.adopt_playbook(update, workflow.now())
+        plan = versions.adopt(self._o, update, workflow.now())
         plan.applied = True
         self._input = self._input.model_copy(update={"playbook": self._o.playbook})
         if self._indexed and plan.to_version:
@@ -573,7 +574,7 @@ class OnboardingWorkflow:
 
     @adopt_playbook.validator
     def _check_adopt(self, update: AdoptPlaybook) -> None:
-        self._o.check_adopt(update, workflow.now())
+        versions.check(self._o, update, workflow.now())
 
     # --- queries --------------------------------------------------------------------------
 
@@ -584,7 +585,7 @@ class OnboardingWorkflow:
     @workflow.query(name=Queries.PLAYBOOK_PREVIEW)
     def playbook_preview(self, offer: PlaybookOffer) -> MigrationPlan:
         """What `adopt_playbook` would change now (`starter.py migrate --preview`)."""
-        return self._o.playbook_changes(offer)
+        return versions.preview(self._o, offer)
 
 
 async def _shielded(operation: Awaitable[T], then: Callable[[T], None]) -> None:
