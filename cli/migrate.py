@@ -191,6 +191,7 @@ class Report:
                 f"{plan.from_version or 'unversioned'} → {plan.to_version}"
                 + (" [green]applied[/green]" if plan.applied else ""),
                 highlight=False,
+                soft_wrap=True,
             )
             for change in plan.changes:
                 out.print(f"  {MARKS[change.kind]} {escape(describe(change))}", highlight=False)
@@ -208,6 +209,7 @@ class Report:
             + (f"; {len(ended)} ending, left as they are" if ended else "")
             + (f"; {len(self.failed)} failed" if self.failed else ""),
             highlight=False,
+            soft_wrap=True,  # a line each, whatever the terminal's width
         )
         if self.changing and not self.applied:
             scope = f" --where {shlex.quote(where)}" if where else ""
@@ -215,6 +217,7 @@ class Report:
                 f"apply with: starter.py migrate --playbook {self.name}{scope} --apply "
                 f"--version {self.version} --by YOUR-ID",
                 highlight=False,
+                soft_wrap=True,  # a command to copy: never wrapped
             )
 
     def document(self) -> dict[str, object]:

@@ -171,7 +171,8 @@ def test_parts_the_rules_refuse_are_named_and_the_exit_code_says_so(
     path.write_text("".join(lines).replace('due = "21d"', 'due = "28d"'))
     version = load_playbook(playbooks, "standard").version()
 
-    result = migrate(app_env, "--preview", "--where", mine.where())
+    narrow = app_env | {"COLUMNS": "60"}  # the command to copy stays on one line
+    result = migrate(narrow, "--preview", "--where", mine.where())
     assert f"--apply --version {version} --by YOUR-ID" in result.stdout
     assert "! stage kickoff (refused): already passed: task late added" in result.stdout
 
