@@ -20,7 +20,7 @@ from models.playbook import PlaybookFile, load_playbook
 from models.tables import Task
 from service import migrations
 from service.errors import Rejected
-from tests.conftest import Mailbox, eventually, start_in_adopt
+from tests.conftest import Mailbox, eventually, record_history, start_in_adopt
 from workflows.onboarding import OnboardingWorkflow
 
 STANDARD = load_playbook(Path(__file__).parents[1] / "playbooks", "standard")
@@ -110,6 +110,7 @@ async def test_a_run_in_adopt_takes_the_new_task_and_date_and_reminds_on_them(
     assert "integration-test" not in rows
     assert rows["connect-sso"].due_at == entered + 10 * DAY
     assert rows["configure"].due_at == entered + 28 * DAY
+    await record_history(handle, "onboarding-acme-migrated")
     await handle.terminate("test over")
 
 

@@ -40,6 +40,7 @@ def test_fixtures_are_there() -> None:
         "onboarding-acme-incident",  # mail refused for good: incidents, retried, dismissed
         # 0.4.0
         "onboarding-acme-finished",  # completed with steps overdue: patch finished-state-v1
+        "onboarding-acme-migrated",  # a new playbook version adopted mid-Adopt, then reminded
     } <= names
 
 
