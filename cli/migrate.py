@@ -184,7 +184,21 @@ class Report:
     def refused(self) -> list[MigrationPlan]:
         return [p for p in self.changing if p.refused]
 
+    def common(self) -> list[str]:
+        """The lines every changing run shares (a setting, a passed stage's refusal): said
+        once above the runs rather than once for each of hundreds."""
+        lines = [[line(change) for change in plan.changes] for plan in self.changing]
+        if len(lines) < 2:
+            return []
+        shared = set(lines[0]).intersection(*lines[1:])
+        return [text for text in lines[0] if text in shared]
+
     def print(self, where: str | None) -> None:
+        common = self.common()
+        if common:
+            out.print(f"[bold]every run[/bold] ({len(self.changing)}):", highlight=False)
+            for text in common:
+                out.print(f"  {escape(text)}", highlight=False)
         for plan in self.changing:
             out.print(
                 f"[bold]{plan.account_id}[/bold] ({plan.stage}): playbook {plan.playbook} "
@@ -193,10 +207,13 @@ class Report:
                 highlight=False,
                 soft_wrap=True,
             )
-            for change in plan.changes:
-                out.print(f"  {MARKS[change.kind]} {escape(describe(change))}", highlight=False)
+            own = [text for text in map(line, plan.changes) if text not in common]
+            for text in own:
+                out.print(f"  {escape(text)}", highlight=False)
             if not plan.changes:
                 out.print("  (the same plan; only the version is recorded)", highlight=False)
+            elif not own:
+                out.print("  (only what every run gets)", highlight=False)
         for workflow_id, reason in sorted(self.failed.items()):
             out.print(f"[red]{workflow_id}: not changed[/red]: {escape(reason)}", highlight=False)
         ended = [p for p in self.plans if p.playbook == self.name and p.ended]
@@ -228,6 +245,10 @@ class Report:
             "runs": [p.model_dump(mode="json") | {"digest": p.digest} for p in self.ours],
             "failed": self.failed,
         }
+
+
+def line(change: Change) -> str:
+    return f"{MARKS[change.kind]} {describe(change)}"
 
 
 def describe(change: Change) -> str:

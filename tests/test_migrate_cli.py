@@ -185,3 +185,30 @@ def test_parts_the_rules_refuse_are_named_and_the_exit_code_says_so(
     assert status["playbook_version"] == version
     assert "late" not in {task["id"] for task in status["tasks"]}
     assert [a["by"] for a in status["playbook_adoptions"]] == ["ops-1"]
+
+
+def test_what_every_run_gets_is_said_once_above_the_runs() -> None:
+    from datetime import UTC, datetime
+
+    from cli.migrate import Report
+    from models.enums import Stage
+    from models.migration import Change, ChangeKind, MigrationPlan
+
+    setting = Change(kind=ChangeKind.CHANGED, subject="risk.quiet_high", before="14d", after="10d")
+
+    def plan(account: str, *more: Change) -> MigrationPlan:
+        return MigrationPlan(
+            account_id=account,
+            playbook="standard",
+            stage=Stage.ADOPT,
+            from_version="a",
+            to_version="b",
+            changes=[setting, *more],
+        )
+
+    moved = Change(
+        kind=ChangeKind.MOVED, subject="task configure", after_at=datetime(2027, 1, 3, tzinfo=UTC)
+    )
+    report = Report("standard", "b", [plan("acme", moved), plan("globex")], {}, applied=False)
+    assert report.common() == ["~ risk.quiet_high: 14d → 10d"]
+    assert Report("standard", "b", [plan("acme", moved)], {}, applied=False).common() == []
