@@ -471,6 +471,16 @@ def app_env(dev_env: WorkflowEnvironment, tmp_path: Path) -> dict[str, str]:
     return app_environment(dev_env.client.service_client.config.target_host, tmp_path)
 
 
+def stop(process: subprocess.Popen[str]) -> None:
+    """Stop one of the project's processes: TERM, then KILL if it does not go within 30 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=30)
+
+
 def spawn(script: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[str]:
     """One of the project's processes as ops start it, its output (both streams) in log_path."""
     return subprocess.Popen(
@@ -501,7 +511,11 @@ def worker_running(env: dict[str, str], log_path: Path) -> Iterator[subprocess.P
         assert process.poll() is None, log_path.read_text()
         assert time.monotonic() < deadline, "worker did not start"
         time.sleep(0.1)
-    yield process
+    try:
+        yield process
+    except BaseException:
+        stop(process)  # a failed test leaves no worker behind
+        raise
     process.terminate()
     assert process.wait(timeout=30) == 0, log_path.read_text()
 
@@ -529,9 +543,10 @@ def serving(script: str, env: dict[str, str], log_path: Path, prefix: str) -> It
                 break
         except OSError:
             time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        yield url
+    finally:
+        stop(process)
 
 
 def codec_server_running(env: dict[str, str], log_path: Path) -> AbstractContextManager[str]:
