@@ -31,11 +31,10 @@ import json
 import logging
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,7 @@ from faults_stack import (  # noqa: E402
     StackError,
     WorkerSlot,
 )
-from runs import exit_with, guarded, warn  # noqa: E402
+from runs import exit_with, in_scratch, warn  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from infra.db import make_engine  # noqa: E402
@@ -257,20 +256,16 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")  # to stderr
     if args.seed is None:
         args.seed = random.randrange(1_000_000)
-    folder = Path(tempfile.mkdtemp(prefix="faults-"))
-    warn(f"seed {args.seed}; logs in {folder}")
-    try:
-        report = asyncio.run(guarded(run(args, folder)))
-    except StackError as error:
-        warn(f"error: {error}")
+    report = in_scratch(
+        partial(run, args),
+        prefix="faults-",
+        keep=args.keep,
+        children=CHILDREN,
+        errors=(StackError,),
+        note=f"seed {args.seed}; logs in {{folder}}",
+    )
+    if report is None:
         return 1
-    finally:
-        for child in CHILDREN:  # whatever the orderly shutdown could not stop
-            child.kill_now()
-        if args.keep:
-            warn(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
     print_report(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -37,13 +37,10 @@ the folder (logs, outbox).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from contextlib import AsyncExitStack
 from functools import partial
@@ -60,7 +57,7 @@ from journey_cost import BenchmarkError  # noqa: E402
 from journeys_measure import Figure, render_table, wait_quiet  # noqa: E402
 from journeys_project import project_env, start_worker  # noqa: E402
 from journeys_wave import copy_playbooks  # noqa: E402
-from runs import exit_with, guarded, warn  # noqa: E402
+from runs import exit_with, in_scratch, warn  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 CHILDREN: list[Process] = []  # for the last-resort clean-up in main()
@@ -196,19 +193,15 @@ def main() -> int:
     if args.sample < 1:
         parser.error("--sample must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")  # to stderr
-    folder = Path(tempfile.mkdtemp(prefix="intake-"))
-    try:
-        report = asyncio.run(guarded(run(args, folder)))
-    except (StackError, BenchmarkError, TimeoutError) as error:
-        warn(f"error: {error}")
+    report = in_scratch(
+        partial(run, args),
+        prefix="intake-",
+        keep=args.keep,
+        children=CHILDREN,
+        errors=(StackError, BenchmarkError, TimeoutError),
+    )
+    if report is None:
         return 1
-    finally:
-        for child in CHILDREN:  # whatever the orderly shutdown could not stop
-            child.kill_now()
-        if args.keep:
-            warn(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
     rows = figures(report)
     print_report(report, rows)
     if args.json:

@@ -33,15 +33,13 @@ stopped on the way out, on Ctrl-C and SIGTERM too; `--keep` keeps the folder (lo
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +51,7 @@ from journeys_floor import measure_floor  # noqa: E402
 from journeys_measure import Figure, render_table  # noqa: E402
 from journeys_project import Project, project_env, start_worker  # noqa: E402
 from journeys_wave import copy_playbooks  # noqa: E402
-from runs import exit_with, guarded, warn  # noqa: E402
+from runs import exit_with, in_scratch, warn  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from infra.search_attributes import register_search_attributes  # noqa: E402
@@ -198,20 +196,16 @@ def main() -> int:
     if args.wave < 0:
         parser.error("--wave must be 0 or more")
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")  # to stderr
-    folder = Path(tempfile.mkdtemp(prefix="journeys-"))
-    warn(f"logs in {folder}")
-    try:
-        report = asyncio.run(guarded(run(args, folder)))
-    except (StackError, BenchmarkError, TimeoutError) as error:
-        warn(f"error: {error}")
+    report = in_scratch(
+        partial(run, args),
+        prefix="journeys-",
+        keep=args.keep,
+        children=CHILDREN,
+        errors=(StackError, BenchmarkError, TimeoutError),
+        note="logs in {folder}",
+    )
+    if report is None:
         return 1
-    finally:
-        for child in CHILDREN:  # whatever the orderly shutdown could not stop
-            child.kill_now()
-        if args.keep:
-            warn(f"kept {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
     rows = figures(report)
     print_report(report, rows)
     if args.json:

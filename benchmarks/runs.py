@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import traceback
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+R = TypeVar("R")
 
 
 def warn(message: str) -> None:
@@ -22,6 +27,36 @@ async def guarded(coro: Any) -> Any:
     task = asyncio.ensure_future(coro)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     return await task
+
+
+def in_scratch(
+    run: Callable[[Path], Awaitable[R]],
+    *,
+    prefix: str,
+    keep: bool,
+    children: Iterable[Any],
+    errors: tuple[type[Exception], ...],
+    note: str = "",
+) -> R | None:
+    """Run a benchmark, `run(folder)`, in a new scratch folder (`note` says where, as
+    `{folder}`), guarded; on one of `errors`, say it and return None. Whatever it started
+    (`children`, each with `kill_now`) and the orderly shutdown could not stop is stopped in
+    any case, and the folder removed unless `keep`."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    if note:
+        warn(note.format(folder=folder))
+    try:
+        return asyncio.run(guarded(run(folder)))
+    except errors as error:
+        warn(f"error: {error}")
+        return None
+    finally:
+        for child in children:
+            child.kill_now()
+        if keep:
+            warn(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def exit_with(main: Callable[[], int]) -> NoReturn:

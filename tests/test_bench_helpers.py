@@ -162,3 +162,37 @@ def test_the_cli_is_given_the_same_deals_as_the_api(tmp_path: Path) -> None:
     assert [deal.request for deal in read] == [
         admit(OnboardingRequest, json.dumps(d)) for d in documents
     ]
+
+
+class Child:
+    def __init__(self) -> None:
+        self.killed = False
+
+    def kill_now(self) -> None:
+        self.killed = True
+
+
+def test_a_benchmark_runs_in_a_scratch_folder_that_goes_with_what_it_started() -> None:
+    from runs import in_scratch
+
+    folders: list[Path] = []
+
+    async def failing(folder: Path) -> int:
+        folders.append(folder)
+        (folder / "log").write_text("x")
+        raise TimeoutError("the stack did not start")
+
+    child = Child()
+    assert (
+        in_scratch(failing, prefix="t-", keep=False, children=[child], errors=(TimeoutError,))
+        is None
+    )
+    assert child.killed and not folders[0].exists()
+
+    async def fine(folder: Path) -> int:
+        folders.append(folder)
+        return 7
+
+    assert in_scratch(fine, prefix="t-", keep=True, children=[], errors=()) == 7
+    assert folders[1].is_dir()
+    folders[1].rmdir()
