@@ -559,10 +559,11 @@ def api_running(env: dict[str, str], log_path: Path) -> AbstractContextManager[s
     return serving("api_server.py", env, log_path, "API")
 
 
-def starter(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def starter(env: dict[str, str], *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """`starter.py ARGS` as a CSM runs it (from `cwd`: this tree, or a copy of it)."""
     return subprocess.run(
         [sys.executable, "starter.py", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,

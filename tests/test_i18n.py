@@ -33,7 +33,7 @@ from activities.notify import Notify
 from infra import i18n
 from infra.db import SessionFactory
 from infra.settings import Settings
-from models.academy import load_academy
+from models.academy import LearningPath, load_academy
 from models.activities import Mail, MailContext, MailTemplate, Role, TaskDue
 from models.deal_csv import read_deals
 from models.door import admit
@@ -90,10 +90,9 @@ def japanese_deal(**changes: Any) -> OnboardingRequest:
     return deal("ja").model_copy(update=changes)
 
 
-def contexts(request: OnboardingRequest) -> list[MailContext]:
-    """Representative contexts: before and after signing, a named CSM, the pooled team and
-    none yet (the AE's), a kickoff meeting or an automated one, courses or none, an open step
-    due and one overdue."""
+def parts(request: OnboardingRequest) -> tuple[LearningPath, list[TaskDue], FeatureAnnouncement]:
+    """What every context is made of: the deal's learning path in its language, an open step
+    due and one overdue, a feature announced."""
     path = ACADEMY.path_for(request.plan, request.industry, request.use_case, request.locale)
     tasks = [
         TaskDue(id="add-users", title="Add users", owner="customer", required=True, due_at=T0),
@@ -102,6 +101,14 @@ def contexts(request: OnboardingRequest) -> list[MailContext]:
     feature = FeatureAnnouncement(
         id="audit-log", name="Audit log", summary="who did what", plans=["premium"], announced_at=T0
     )
+    return path, tasks, feature
+
+
+def contexts(request: OnboardingRequest) -> list[MailContext]:
+    """Representative contexts: before and after signing, a named CSM, the pooled team and
+    none yet (the AE's), a kickoff meeting or an automated one, courses or none, an open step
+    due and one overdue."""
+    path, tasks, feature = parts(request)
     cases = []
     for number, (csm, signed, automated, courses, now) in enumerate(
         [
@@ -219,14 +226,7 @@ def internal_contexts(request: OnboardingRequest) -> list[MailContext]:
     high-touch at high risk, a cancelled run, an escalation's first rung, a kickoff meeting, the
     review's deadline), the queue (no goals recorded, an escalation not acknowledged in time, an
     automated kickoff, a lapsed run, no question asker), the pooled team, and no CSM yet."""
-    path = ACADEMY.path_for(request.plan, request.industry, request.use_case, request.locale)
-    tasks = [
-        TaskDue(id="add-users", title="Add users", owner="customer", required=True, due_at=T0),
-        TaskDue(id="kickoff", title="Kickoff call", owner="csm", required=True, due_at=T0 + DAY),
-    ]
-    feature = FeatureAnnouncement(
-        id="audit-log", name="Audit log", summary="who did what", plans=["premium"], announced_at=T0
-    )
+    path, tasks, feature = parts(request)
     risk = RiskAssessment(level=RiskLevel.HIGH, reasons=["no engagement for 12 days"])
     cases = []
     for number, csm in enumerate([MEI, QUEUED, TEAM.model_copy(update={"pooled": False}), None]):

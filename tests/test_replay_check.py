@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -240,24 +238,13 @@ def edit_the_onboarding(copy: Path, statement: str) -> None:
     module.write_text(code.replace(at, at + statement))
 
 
-def starter_from(copy: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "starter.py", *args],
-        cwd=copy,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 async def test_an_incompatible_change_is_refused_naming_each_run_it_breaks(
     cluster: dict[str, str], tmp_path: Path
 ) -> None:
     copy = copy_of_the_project(tmp_path)
     edit_the_onboarding(copy, "        await workflow.sleep(1)  # new: a timer first\n")
 
-    result = starter_from(copy, cluster, "replay-check")
+    result = starter(cluster, "replay-check", cwd=copy)
     assert result.returncode == 1, result.stdout + result.stderr
     rows = [line.split("\t") for line in result.stdout.splitlines() if "\t" in line][1:]
     assert {(row[0], row[1]) for row in rows} == await listed_runs(cluster)
@@ -270,7 +257,7 @@ async def test_an_incompatible_change_is_refused_naming_each_run_it_breaks(
     assert "everboarding" not in result.stdout.split("first divergent command")[1]
     assert "Traceback" not in result.stderr
 
-    report = json.loads(starter_from(copy, cluster, "replay-check", "--json").stdout)
+    report = json.loads(starter(cluster, "replay-check", "--json", cwd=copy).stdout)
     assert not report["passed"]
     assert sorted(b["workflow_id"] for b in report["broken"]) == [
         "onboarding-acme",
@@ -286,7 +273,7 @@ def test_the_same_change_behind_a_patch_passes(cluster: dict[str, str], tmp_path
         copy,
         '        if workflow.patched("replay-gate-test"):\n            await workflow.sleep(1)\n',
     )
-    result = starter_from(copy, cluster, "replay-check")
+    result = starter(cluster, "replay-check", cwd=copy)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every one replays on this code" in result.stdout
 
