@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from models.activities import TaskDue
 from models.journey import ExtendDeadline, Stage, TaskStatus
 from models.onboarding import ClockState
-from models.playbook import Playbook
+from models.playbook import Playbook, TaskPlan
 from models.wording import duration
 
 # Who owns finishing each waiting stage: their people get its reminders.
@@ -31,6 +31,21 @@ class Reminder:
     """Whose step it is (the playbook's `recipients` say who that means)."""
     key: str
     """`{stage}:deadline:reminder:{n}` or `{stage}:task:{id}:reminder:{n}`."""
+
+
+def new_step(
+    plan: TaskPlan, stage: Stage, start: datetime, active_from: datetime | None = None
+) -> TaskStatus:
+    """The checklist's step for a playbook task of `stage`, due its `due` after `start`."""
+    return TaskStatus(
+        id=plan.id,
+        title=plan.title,
+        owner=plan.owner,
+        stage=stage,
+        required=plan.required,
+        due_at=start + plan.due,
+        active_from=active_from,
+    )
 
 
 def due(step: TaskStatus) -> TaskDue:
@@ -60,17 +75,9 @@ class Checklist:
         for stage in PLANNED_STAGES:
             plan = self.playbook.stage(stage)
             for task in plan.tasks:
+                active_from = entered if stage is Stage.KICKOFF else None
                 self.state.tasks.setdefault(
-                    task.id,
-                    TaskStatus(
-                        id=task.id,
-                        title=task.title,
-                        owner=task.owner,
-                        stage=stage,
-                        required=task.required,
-                        due_at=stage_start + task.due,
-                        active_from=entered if stage is Stage.KICKOFF else None,
-                    ),
+                    task.id, new_step(task, stage, stage_start, active_from)
                 )
             stage_start += plan.deadline
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from models.journey import JOURNEY, Stage, TaskStatus
 from models.migration import Change, ChangeKind
 from models.playbook import LadderStep, Playbook, StagePlan, TaskPlan, spoken
-from workflows.onboarding.checklist import PLANNED_STAGES, STAGE_STEP
+from workflows.onboarding.checklist import PLANNED_STAGES, STAGE_STEP, new_step
 
 if TYPE_CHECKING:
     from workflows.onboarding.core import Onboarding
@@ -260,14 +260,7 @@ def _add(
     """A task the new version adds. One an earlier migration removed comes back with its
     reminders counted (a rollback sends nothing twice), dated as a new one would be."""
     restored = o.state.clock.removed.pop(plan.id, None)
-    task = restored or TaskStatus(
-        id=plan.id,
-        title=plan.title,
-        owner=plan.owner,
-        stage=stage,
-        required=plan.required,
-        due_at=start + plan.due,
-    )
+    task = restored or new_step(plan, stage, start)
     notes = []
     if restored is not None:
         task.title, task.owner, task.required, task.stage = (
