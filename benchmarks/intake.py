@@ -57,14 +57,10 @@ from journey_cost import BenchmarkError  # noqa: E402
 from journeys_measure import Figure, render_table, wait_quiet  # noqa: E402
 from journeys_project import project_env, start_worker  # noqa: E402
 from journeys_wave import copy_playbooks  # noqa: E402
-from runs import exit_with, in_scratch, warn  # noqa: E402
+from runs import exit_with, in_scratch, load, warn  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 CHILDREN: list[Process] = []  # for the last-resort clean-up in main()
-
-
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:

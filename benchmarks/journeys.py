@@ -51,7 +51,7 @@ from journeys_floor import measure_floor  # noqa: E402
 from journeys_measure import Figure, render_table  # noqa: E402
 from journeys_project import Project, project_env, start_worker  # noqa: E402
 from journeys_wave import copy_playbooks  # noqa: E402
-from runs import exit_with, in_scratch, warn  # noqa: E402
+from runs import exit_with, in_scratch, load, warn  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 from infra.search_attributes import register_search_attributes  # noqa: E402
@@ -60,10 +60,6 @@ from infra.settings import connect_temporal  # noqa: E402
 # As many starts in flight as the project's bulk start is given (faults_journeys: 16).
 CONCURRENCY = 16
 CHILDREN: list[Process] = []  # for the last-resort clean-up in main()
-
-
-def load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:

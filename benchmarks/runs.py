@@ -18,6 +18,11 @@ from typing import Any, NoReturn, TypeVar
 R = TypeVar("R")
 
 
+def load() -> list[float]:
+    """The load average (1, 5, 15 min), for the report: these machines are shared."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def warn(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
